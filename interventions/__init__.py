@@ -1,0 +1,1 @@
+"""Attention-head attribution, o_proj tempering, the confidence-gated sidecar, steering."""

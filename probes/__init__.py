@@ -1,0 +1,1 @@
+"""The statistics side: probes, metrics, the falsification pipeline, the taxonomy, figures."""
