@@ -167,3 +167,11 @@ def test_load_errors(tmp_path: Path) -> None:
     ini.write_text("x")
     with pytest.raises(WorkbenchError, match="use .toml, .json, .yaml"):
         load_judge_config(ini)
+
+
+def test_importing_the_judge_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, workbench.judge; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -28,7 +28,7 @@ import dataclasses
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,11 +42,6 @@ __all__ = ["DEFAULT_API_KEY_ENV", "JudgeConfig", "load_judge_config"]
 DEFAULT_API_KEY_ENV = "WORKBENCH_JUDGE_API_KEY"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_KEYS = {"api_key", "apikey", "key", "token", "authorization", "secret", "password"}
-
-
-def _check(name: str, value: Any, ok: bool, want: str) -> None:
-    if not ok:
-        raise WorkbenchError(f"judge config {name}={value!r} is invalid: it must be {want}")
 
 
 @dataclass(frozen=True)
@@ -88,15 +83,9 @@ class JudgeConfig:
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.cache_dir, Path):
-            object.__setattr__(self, "cache_dir", str(self.cache_dir))
+        if isinstance(self.cache_dir, os.PathLike):
+            object.__setattr__(self, "cache_dir", os.fspath(self.cache_dir))
         object.__setattr__(self, "base_url", _check_base_url(self.base_url))
-        _check(
-            "model",
-            self.model,
-            isinstance(self.model, str) and bool(self.model.strip()),
-            "a non-empty string",
-        )
         if not isinstance(self.api_key_env, str) or not _ENV_NAME.fullmatch(self.api_key_env):
             # The value is not echoed: a user may have pasted the key itself here.
             raise WorkbenchError(
@@ -104,43 +93,10 @@ class JudgeConfig:
                 f"(letters, digits, underscores), e.g. {DEFAULT_API_KEY_ENV}; the value given is "
                 "not a valid name (not shown, in case it is the key itself)"
             )
-        _check("mode", self.mode, self.mode in MODES, f"one of {', '.join(MODES)}")
-        _check("rubric", self.rubric, isinstance(self.rubric, Rubric), "a Rubric")
-        _check(
-            "temperature",
-            self.temperature,
-            _number(self.temperature) and self.temperature >= 0,
-            "a number >= 0",
-        )
-        for name in ("score_max_tokens", "reference_max_tokens"):
+        for name, (ok, want) in _RULES.items():
             value = getattr(self, name)
-            _check(
-                name,
-                value,
-                value is None or (_integer(value) and value > 0),
-                "a positive integer or absent",
-            )
-        for name in ("timeout_s", "backoff_base_s", "backoff_max_s"):
-            value = getattr(self, name)
-            _check(name, value, _number(value) and value > 0, "a number of seconds > 0")
-        _check(
-            "max_retries",
-            self.max_retries,
-            _integer(self.max_retries) and self.max_retries >= 0,
-            "an integer >= 0",
-        )
-        _check(
-            "max_concurrency",
-            self.max_concurrency,
-            _integer(self.max_concurrency) and self.max_concurrency >= 1,
-            "an integer >= 1",
-        )
-        _check(
-            "cache_dir",
-            self.cache_dir,
-            self.cache_dir is None or isinstance(self.cache_dir, str),
-            "a directory path or absent",
-        )
+            if not ok(value):
+                raise WorkbenchError(f"judge config {name}={value!r} is invalid: it must be {want}")
 
     @property
     def chat_url(self) -> str:
@@ -192,6 +148,29 @@ class JudgeConfig:
         return cls(**data)
 
 
+def _positive_int_or_none(value: Any) -> bool:
+    return value is None or (_integer(value) and value > 0)
+
+
+def _seconds(value: Any) -> bool:
+    return _number(value) and value > 0
+
+
+# field -> (check, what a valid value is); base_url and api_key_env have their own checks.
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "model": (lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty string"),
+    "mode": (lambda v: v in MODES, f"one of {', '.join(MODES)}"),
+    "rubric": (lambda v: isinstance(v, Rubric), "a Rubric or a table with an axes list"),
+    "temperature": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "score_max_tokens": (_positive_int_or_none, "a positive integer or absent"),
+    "reference_max_tokens": (_positive_int_or_none, "a positive integer or absent"),
+    "timeout_s": (_seconds, "a number of seconds > 0"),
+    "backoff_base_s": (_seconds, "a number of seconds > 0"),
+    "backoff_max_s": (_seconds, "a number of seconds > 0"),
+    "max_retries": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    "max_concurrency": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "cache_dir": (lambda v: v is None or isinstance(v, str), "a directory path or absent"),
+}
 _EXAMPLE = {"base_url": 'base_url = "http://127.0.0.1:8000/v1"', "model": 'model = "my-judge"'}
 
 

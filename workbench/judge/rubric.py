@@ -134,6 +134,14 @@ def _render(template: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
+def _axes_from(axes: Sequence[str] | Mapping[str, str]) -> tuple[Axis, ...]:
+    if isinstance(axes, str):
+        raise WorkbenchError(f"rubric axes {axes!r} is one string: pass a list of axis names")
+    if isinstance(axes, Mapping):
+        return tuple(Axis(str(k), str(v)) for k, v in axes.items())
+    return tuple(Axis(str(n), DEFAULT_AXES.get(str(n), "")) for n in axes)
+
+
 @dataclass(frozen=True)
 class Rubric:
     """Axes scored 1-5 and the judge's prompt templates.
@@ -174,15 +182,12 @@ class Rubric:
                 )
 
     @classmethod
-    def from_axes(cls, axes: Sequence[str] | Mapping[str, str], **templates: str) -> Rubric:
-        """A rubric from axis names (default axes keep their descriptions) or name -> description."""
-        if isinstance(axes, str):
-            raise WorkbenchError(f"rubric axes {axes!r} is one string: pass a list of axis names")
-        if isinstance(axes, Mapping):
-            built = tuple(Axis(str(k), str(v)) for k, v in axes.items())
-        else:
-            built = tuple(Axis(str(n), DEFAULT_AXES.get(str(n), "")) for n in axes)
-        return cls(axes=built, **templates)
+    def from_axes(cls, axes: Sequence[str] | Mapping[str, str]) -> Rubric:
+        """A rubric from axis names (default axes keep their descriptions) or name -> description.
+
+        Change a template with ``dataclasses.replace(rubric, score_template=...)``.
+        """
+        return cls(axes=_axes_from(axes))
 
     @property
     def axis_names(self) -> tuple[str, ...]:
@@ -261,4 +266,4 @@ class Rubric:
                 f"rubric axes must be a list of names or a table name -> description, "
                 f"got {type(axes).__name__}"
             )
-        return cls.from_axes(axes, **templates)
+        return cls(axes=_axes_from(axes), **templates)
