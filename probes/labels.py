@@ -1,0 +1,315 @@
+"""Read labels and features from files: ``PATH[:FIELD][>=T]`` and ``PATH[:SITE]``.
+
+Labels come from ``.npz`` (an array), ``.json`` (a list; a dict of lists; a
+list of objects, or a dict holding one such list, e.g. ``{"items": [...]}``),
+``.jsonl`` (one object per line) or ``.csv`` (a column). A dotted FIELD walks
+into nested objects (``scores.factual_accuracy``). Values are 0/1 or
+booleans ("assert"/"hedge" read as 1/0), or continuous values binarised by a threshold (``>= T`` -> 1), given
+in the spec (``PATH:FIELD>=4``) or as ``threshold=``. An item whose value is
+missing or null is unlabelled (NaN) and left out of the statistics, counted in
+the report; a field missing from every item is an error.
+
+>>> y = load_labels("paper-artifacts/smollm_fresh_judged_gold.json:coverage>=0.5")  # doctest: +SKIP
+>>> int(y.sum())  # doctest: +SKIP
+9
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.errors import WorkbenchError
+from workbench.store import load_feature_matrix, load_npz
+
+__all__ = ["label_fields", "load_axes", "load_features", "load_labels", "parse_spec"]
+
+_MISSING = object()
+_THRESHOLD = re.compile(r"^(?P<body>.+?)>=(?P<t>[^:>=]+)$")
+
+
+def parse_spec(spec: str) -> tuple[Path, str | None, float | None]:
+    """Split ``PATH[:FIELD][>=T]`` into its parts (an existing path wins over a colon)."""
+    threshold = None
+    m = _THRESHOLD.match(spec)
+    if m and not Path(spec).exists():
+        try:
+            threshold = float(m["t"])
+        except ValueError:
+            raise WorkbenchError(
+                f"threshold {m['t']!r} in {spec!r} is not a number: write PATH:FIELD>=0.5"
+            ) from None
+        spec = m["body"]
+    if Path(spec).exists() or ":" not in spec:
+        return Path(spec), None, threshold
+    path, field = spec.rsplit(":", 1)
+    return Path(path), field or None, threshold
+
+
+def _read(path: Path) -> Any:
+    if not path.exists():
+        raise WorkbenchError(f"label file {path} does not exist: pass an existing file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npz":
+            return load_npz(path)
+        if suffix == ".json":
+            return json.loads(path.read_text())
+        if suffix == ".jsonl":
+            lines = path.read_text().splitlines()
+            return [json.loads(line) for line in lines if line.strip()]
+        if suffix == ".csv":
+            with path.open(newline="") as f:
+                return {"__csv__": list(csv.DictReader(f))}
+    except json.JSONDecodeError as e:
+        raise WorkbenchError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from None
+    raise WorkbenchError(
+        f"label file {path} has suffix {suffix!r}: pass a .npz, .json, .jsonl or .csv file"
+    )
+
+
+def _records(data: Any) -> list[Any] | None:
+    """The list of per-item records in ``data`` (None for a dict of columns)."""
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict) and "__csv__" in data:
+        return data["__csv__"]
+    if isinstance(data, dict):
+        lists = [v for v in data.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
+        if len(lists) == 1:
+            return lists[0]
+    return None
+
+
+def _flatten(obj: Any, prefix: str = "") -> list[str]:
+    if not isinstance(obj, dict):
+        return [prefix] if prefix else []
+    out = []
+    for k, v in obj.items():
+        out += _flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
+    return [f.rstrip(".") for f in out]
+
+
+def label_fields(path: str | Path) -> list[str]:
+    """Fields a label file offers (dotted for nested objects), in file order."""
+    data = _read(Path(path))
+    if isinstance(data, dict) and "__csv__" not in data and not _records(data):
+        return [k for k, v in data.items() if isinstance(v, list | np.ndarray)]
+    records = _records(data) or []
+    seen: dict[str, None] = {}
+    for rec in records:
+        for f in _flatten(rec):
+            seen.setdefault(f, None)
+    return list(seen)
+
+
+def _get(rec: Any, field: str) -> Any:
+    if isinstance(rec, dict) and field in rec:
+        return rec[field]
+    for part in field.split("."):
+        if not isinstance(rec, dict) or part not in rec:
+            return _MISSING
+        rec = rec[part]
+    return rec
+
+
+def _raw_values(data: Any, field: str | None, path: Path) -> list[Any] | np.ndarray:
+    records = _records(data)
+    if records is None and isinstance(data, dict):  # npz arrays or a dict of lists
+        if field is None:
+            for key in ("labels", "label", "y"):
+                if key in data:
+                    return data[key]
+            arrays = [k for k, v in data.items() if isinstance(v, list | np.ndarray)]
+            if len(arrays) == 1:
+                return data[arrays[0]]
+            raise WorkbenchError(
+                f"{path} holds several fields ({', '.join(arrays)}): name one with PATH:FIELD"
+            )
+        value = _get(data, field)
+        if value is _MISSING:
+            fields = ", ".join(k for k in data if isinstance(data[k], list | np.ndarray))
+            raise WorkbenchError(
+                f"field {field!r} is not in {path} (it holds {fields}): pass PATH:FIELD with one of them"
+            )
+        return value
+    if records is None:
+        raise WorkbenchError(f"{path} holds no list of labels: pass a list or a dict of lists")
+    if field is None:
+        if records and isinstance(records[0], dict):
+            raise WorkbenchError(
+                f"{path} holds objects with fields {', '.join(_flatten(records[0]))}: "
+                "name one with PATH:FIELD"
+            )
+        return records
+    values = [_get(rec, field) for rec in records]
+    if all(v is _MISSING for v in values):
+        raise WorkbenchError(
+            f"field {field!r} is not in {path} (its items hold "
+            f"{', '.join(label_fields(path)) or 'no fields'}): pass PATH:FIELD with one of them"
+        )
+    return values
+
+
+def _to_float(v: Any, i: int, field: str, path: Path) -> float:
+    if v is _MISSING or v is None or (isinstance(v, str) and not v.strip()):
+        return math.nan
+    if isinstance(v, bool | np.bool_):
+        return float(v)
+    if isinstance(v, str):
+        low = v.strip().lower()
+        if low in ("true", "false", "assert", "hedge"):
+            return float(low in ("true", "assert"))
+        try:
+            return float(low)
+        except ValueError:
+            pass
+    if isinstance(v, int | float | np.integer | np.floating):
+        return float(v)
+    raise WorkbenchError(
+        f"{path} field {field!r} item {i} is {str(v)[:40]!r}, not a number or boolean: "
+        "pick a numeric field (nested ones with dots, e.g. scores.completeness)"
+    )
+
+
+def load_labels(spec: str, *, threshold: float | None = None) -> np.ndarray:
+    """Binary labels (1.0/0.0, NaN = unlabelled) from ``PATH[:FIELD][>=T]``.
+
+    Args:
+        spec: the file, optionally a field and a threshold (``>= T`` -> 1).
+        threshold: used when the spec gives none; without either, the values
+            must already be 0/1 or booleans.
+
+    >>> import json, pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "l.json"
+    >>> _ = p.write_text(json.dumps({"items": [{"s": {"a": 5}}, {"s": {"a": 2}}]}))
+    >>> load_labels(f"{p}:s.a>=4").tolist()
+    [1.0, 0.0]
+    """
+    path, field, spec_threshold = parse_spec(spec)
+    threshold = spec_threshold if spec_threshold is not None else threshold
+    raw = _raw_values(_read(path), field, path)
+    name = field or path.name
+    if isinstance(raw, np.ndarray):
+        if raw.dtype.kind not in "biuf" or raw.ndim != 1:
+            raise WorkbenchError(
+                f"{path} array {name!r} has dtype {raw.dtype} and shape {raw.shape}: "
+                "pass a 1-D numeric array"
+            )
+        values = raw.astype(np.float64)
+    else:
+        values = np.array([_to_float(v, i, name, path) for i, v in enumerate(raw)])
+    known = ~np.isnan(values)
+    if threshold is not None:
+        return np.where(known, (values >= threshold).astype(np.float64), np.nan)
+    if not np.isin(values[known], (0.0, 1.0)).all():
+        sample = np.unique(values[known])[:4].tolist()
+        raise WorkbenchError(
+            f"{path} field {name!r} holds continuous values (e.g. {sample}): "
+            "binarise with --threshold T (or PATH:FIELD>=T); values >= T become 1"
+        )
+    return values
+
+
+def _axis_field(path: Path, axis: str) -> str:
+    fields = label_fields(path)
+    matches = [f for f in fields if f == axis or f.endswith(f".{axis}")]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        leaves = [f.rsplit(".", 1)[-1] for f in _numeric_fields(path)]
+        leaves = [leaf for leaf in leaves if leaf not in _NOT_AXES]
+        raise WorkbenchError(
+            f"unknown axis {axis!r}: {path} holds {', '.join(leaves) or 'no fields'}; "
+            "pass one of them or NAME=PATH:FIELD"
+        )
+    raise WorkbenchError(
+        f"axis {axis!r} is ambiguous in {path} ({', '.join(matches)}): name the field with PATH:FIELD"
+    )
+
+
+def load_axes(
+    train: str,
+    fresh: str | None,
+    names: Sequence[str] | None = None,
+    *,
+    threshold: float | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Per-axis labels for step 3 from a pair of label files (e.g. judge scores).
+
+    Args:
+        train: the training label file (a field in the spec is ignored: each
+            axis is looked up by name, nested fields included).
+        fresh: the fresh label file, or None.
+        names: axes to load; None loads every numeric field present in both files
+            except ids and the main labels (``i``, ``id``, ``coverage``, ``correct``).
+        threshold: binarising threshold (e.g. 4 for judge scores 1-5, "high" >= 4).
+
+    >>> axes = load_axes("judge_v4_step16.json", "judge_v4_fresh.json", threshold=4)  # doctest: +SKIP
+    >>> sorted(axes)  # doctest: +SKIP
+    ['completeness', 'factual_accuracy', 'hedging_appropriateness', ...]
+    """
+    train_path = parse_spec(train)[0]
+    fresh_path = parse_spec(fresh)[0] if fresh is not None else None
+    if names is None:
+        fields = _numeric_fields(train_path)
+        if fresh_path is not None:
+            in_fresh = set(_numeric_fields(fresh_path))
+            fields = [f for f in fields if f in in_fresh]
+        names = [f.rsplit(".", 1)[-1] for f in fields if f.rsplit(".", 1)[-1] not in _NOT_AXES]
+    out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    for axis in names:
+        ty = load_labels(f"{train_path}:{_axis_field(train_path, axis)}", threshold=threshold)
+        fy = None
+        if fresh_path is not None:
+            fy = load_labels(f"{fresh_path}:{_axis_field(fresh_path, axis)}", threshold=threshold)
+        out[axis] = (ty, fy)
+    return out
+
+
+_NOT_AXES = frozenset({"i", "id", "idx", "index", "coverage", "correct", "labels", "label"})
+
+
+def _numeric_fields(path: Path) -> list[str]:
+    """Fields whose present values are all numbers or booleans."""
+    data = _read(path)
+    out = []
+    for field in label_fields(path):
+        raw = _raw_values(data, field, path)
+        if isinstance(raw, np.ndarray):
+            ok = raw.dtype.kind in "biuf" and raw.ndim == 1
+        else:
+            present = [v for v in raw if v is not _MISSING and v is not None]
+            ok = bool(present) and all(
+                isinstance(v, bool | int | float | np.integer | np.floating) for v in present
+            )
+        if ok:
+            out.append(field)
+    return out
+
+
+def load_features(spec: str) -> np.ndarray:
+    """A feature matrix from ``PATH[:SITE]``: a feature-store directory or an ``.npz`` (``X``).
+
+    For an ``.npz``, SITE names the array (default ``X``).
+    """
+    path, site, threshold = parse_spec(spec)
+    if threshold is not None:
+        raise WorkbenchError(f"{spec!r}: a threshold applies to labels, not to features")
+    if not path.exists():
+        raise WorkbenchError(
+            f"features {path} do not exist: pass a feature-store directory or .npz"
+        )
+    if not path.is_dir() and path.suffix.lower() != ".npz":
+        raise WorkbenchError(
+            f"features {path} are neither a feature-store directory nor an .npz: "
+            "pass the output of `workbench capture` or an .npz holding X"
+        )
+    return load_feature_matrix(path, site)
