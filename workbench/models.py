@@ -1,0 +1,231 @@
+"""Load a model (alias, local directory or hub id) into a :class:`LoadedModel`.
+
+>>> lm = load_model("smollm2-135m-instruct")  # doctest: +SKIP
+>>> lm.layout.n_layers, lm.layout.info[0].n_heads, lm.layout.info[0].head_dim  # doctest: +SKIP
+(30, 9, 64)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from workbench.embedded import EMBEDDED, embedded_source, materialize
+from workbench.errors import MissingExtraError, WorkbenchError
+from workbench.layouts import Layout, ResolvedLayout, resolve_layout
+
+__all__ = ["LoadedModel", "load_model", "wrap_model", "resolve_dtype", "BACKENDS"]
+
+BACKENDS = ("hf", "transformer_lens", "nnsight")
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A causal LM, its tokenizer and its resolved layout.
+
+    Attributes:
+        model: the ``transformers`` causal-LM module (possibly PEFT-wrapped).
+        tokenizer: its tokenizer (a pad token is set when it had none).
+        layout: where layers, attention and ``o_proj`` are, per-layer head geometry.
+        name: the alias, hub id or path the user gave.
+        source: provenance written into every manifest (revision or file hashes,
+            quantisation, adapter).
+        backend: ``hf``; the other backends wrap this object.
+    """
+
+    model: nn.Module
+    tokenizer: Any
+    layout: ResolvedLayout
+    name: str
+    source: Mapping[str, Any] = field(default_factory=dict)
+    backend: str = "hf"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def has_chat_template(self) -> bool:
+        return getattr(self.tokenizer, "chat_template", None) is not None
+
+    @property
+    def max_positions(self) -> int | None:
+        config = self.model.config
+        get_text = getattr(config, "get_text_config", None)
+        text = get_text() if callable(get_text) else config
+        value = getattr(text, "max_position_embeddings", None) or getattr(text, "n_positions", None)
+        return int(value) if value else None
+
+    def describe(self) -> dict[str, Any]:
+        """What a manifest records about the model."""
+        return {
+            "name": self.name,
+            "class": type(self.model).__name__,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "n_layers": self.layout.n_layers,
+            "d_model": self.layout.d_model,
+            **dict(self.source),
+        }
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise WorkbenchError(f"unknown dtype {dtype!r}: use one of float32, bfloat16, float16")
+    return _DTYPES[dtype]
+
+
+def _resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise WorkbenchError(f"device {device!r} requested but CUDA is not available: use --device cpu")
+    return device
+
+
+def _prepare_tokenizer(tokenizer: Any) -> Any:
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def wrap_model(
+    model: nn.Module,
+    tokenizer: Any,
+    *,
+    name: str | None = None,
+    layout: Layout | None = None,
+    source: Mapping[str, Any] | None = None,
+) -> LoadedModel:
+    """Wrap an already-loaded HF causal LM (GGUF-loaded, PEFT-wrapped, ...)."""
+    model.eval()
+    resolved = resolve_layout(model, layout)
+    return LoadedModel(
+        model=model,
+        tokenizer=_prepare_tokenizer(tokenizer),
+        layout=resolved,
+        name=name or getattr(model.config, "_name_or_path", "") or type(model).__name__,
+        source=dict(source or {}),
+    )
+
+
+def _dir_fingerprint(path: Path) -> dict[str, Any]:
+    config = path / "config.json"
+    weights = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin"))
+    digest = hashlib.sha256(config.read_bytes() if config.is_file() else b"")
+    for w in weights:
+        digest.update(f"{w.name}:{w.stat().st_size}".encode())
+    return {"path": str(path.resolve()), "fingerprint_sha256": digest.hexdigest()}
+
+
+def _load_adapter(model: nn.Module, adapter: str | Path) -> nn.Module:
+    if importlib.util.find_spec("peft") is None:
+        raise MissingExtraError("peft", "train")
+    from peft import PeftModel
+
+    path = Path(adapter)
+    if not (path / "adapter_config.json").is_file():
+        raise WorkbenchError(f"adapter {path} has no adapter_config.json: pass a directory saved by train_lora.py")
+    return PeftModel.from_pretrained(model, str(path))
+
+
+def load_model(
+    name: str = "smollm2-135m-instruct",
+    *,
+    dtype: str | torch.dtype = "float32",
+    device: str = "cpu",
+    backend: str = "hf",
+    adapter: str | Path | None = None,
+    layout: Layout | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    device_map: str | dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Any:
+    """Load a causal LM by alias, local directory or hub id.
+
+    Args:
+        name: an alias (``workbench models`` lists them), a local HF directory or a hub id.
+        dtype: float32, bfloat16 or float16 (features are always stored as float32).
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``; ignored when ``device_map`` is given.
+        backend: ``hf`` (PyTorch hooks), ``transformer_lens`` or ``nnsight``.
+        adapter: a PEFT adapter directory to load on top of the base model.
+        layout: override for a model family the layout table does not know.
+        revision: hub revision (branch, tag or commit).
+        trust_remote_code: run code shipped with a hub model; off unless you ask.
+        device_map: passed to ``from_pretrained`` (e.g. ``"auto"`` to shard over GPUs).
+
+    Returns:
+        A :class:`LoadedModel` (``hf``) or the backend's wrapper around one.
+    """
+    if backend not in BACKENDS:
+        raise WorkbenchError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch_dtype = resolve_dtype(dtype)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    source: dict[str, Any]
+    if name in EMBEDDED:
+        path = materialize(name, progress)
+        source = embedded_source(path)
+        target: str = str(path)
+    elif Path(name).expanduser().is_dir():
+        path = Path(name).expanduser()
+        if not (path / "config.json").is_file():
+            raise WorkbenchError(f"{path} is a directory without config.json: pass a saved HF model directory")
+        source = _dir_fingerprint(path)
+        target = str(path)
+    elif Path(name).suffix in (".gguf", ".json", ".safetensors") or name.startswith(("/", "./", "~")):
+        raise WorkbenchError(
+            f"model {name!r} does not exist: pass an alias ({', '.join(EMBEDDED)}), a model directory or a hub id"
+        )
+    else:
+        target = name
+        source = {"hub_id": name, "revision": revision}
+        kwargs["revision"] = revision
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(target, **{k: v for k, v in kwargs.items() if k in ("revision", "trust_remote_code")})
+        model = AutoModelForCausalLM.from_pretrained(target, **kwargs)
+    except (OSError, ValueError) as e:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WorkbenchError(
+            f"cannot load model {name!r} ({first}): it is not an alias ({', '.join(EMBEDDED)}) or a local "
+            f"directory, and the hub {'is disabled (HF_HUB_OFFLINE=1)' if offline else 'did not provide it'}"
+        ) from None
+    if "hub_id" in source:
+        source["revision"] = getattr(model.config, "_commit_hash", None) or revision
+    if device_map is None:
+        model = model.to(_resolve_device(device))
+    if adapter is not None:
+        model = _load_adapter(model, adapter)
+        source["adapter"] = str(Path(adapter).resolve())
+    lm = wrap_model(model, tokenizer, name=name, layout=layout, source=source)
+    if backend == "hf":
+        return lm
+    from workbench.backends import wrap_backend
+
+    return wrap_backend(lm, backend)
