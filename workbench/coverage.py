@@ -124,7 +124,8 @@ def _resolve(matcher: Matcher) -> tuple[str, Callable[[str, str], bool]]:
 
 
 def _as_bool(value: object, name: str) -> bool:
-    if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy booleans too
+    numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+    if isinstance(value, bool) or numpy_bool:
         return bool(value)
     raise WorkbenchError(
         f"matcher {name!r} returned {value!r} ({type(value).__name__}): it must return True or False"

@@ -43,6 +43,7 @@ import math
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import product
 from typing import Any
 
@@ -161,6 +162,7 @@ def _wanted_side(pool: Pool) -> int | None:
     return {"train": 0, "fresh": 1, "hard": None}[pool]
 
 
+@lru_cache(maxsize=64)
 def _level_capacity(level: Difficulty, side: int | None) -> int | None:
     """Distinct problems a level offers on one side of the partition (None: too many to count)."""
     if level.space_size() > _ENUMERATE_LIMIT:

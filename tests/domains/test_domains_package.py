@@ -1,0 +1,52 @@
+"""Doctests of every module here run, and none of them imports torch."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+MODULES = [
+    "workbench.domains",
+    "workbench.domains.base",
+    "workbench.domains.normalize",
+    "workbench.domains.numbers",
+    "workbench.domains.tables",
+    "workbench.domains.capitals",
+    "workbench.domains.elements",
+    "workbench.domains.arithmetic",
+    "workbench.domains.registry",
+    "workbench.domains.splits",
+    "workbench.verbal",
+    "workbench.coverage",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+
+
+def test_no_torch_import() -> None:
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in MODULES)
+        + "from workbench.domains import make_split, check_item\n"
+        + "items = make_split('train', 4)\n"
+        + "check_item(items[0], 'x')\n"
+        + "bad = [m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules]\n"
+        + "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_init_only_reexports() -> None:
+    import workbench.domains as pkg
+
+    assert sorted(pkg.__all__) == sorted(set(pkg.__all__))
+    for name in pkg.__all__:
+        assert getattr(pkg, name) is not None
