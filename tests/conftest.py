@@ -16,7 +16,9 @@ ARCHES = ("llama", "qwen3", "qwen3_5", "gemma3", "gemma4", "gpt2")
 
 def paper_artifacts() -> Path:
     """``$WORKBENCH_PAPER_ARTIFACTS`` or ``../shared/paper-artifacts`` beside the repo."""
-    return Path(os.environ.get("WORKBENCH_PAPER_ARTIFACTS", REPO.parent / "shared" / "paper-artifacts"))
+    return Path(
+        os.environ.get("WORKBENCH_PAPER_ARTIFACTS", REPO.parent / "shared" / "paper-artifacts")
+    )
 
 
 def tiny_tokenizer():
@@ -137,3 +139,28 @@ def items_file(tmp_path: Path) -> Callable[[list[dict]], Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory, tiny) -> Path:
+    """The tiny Llama saved as a local HF directory (loadable by ``--model PATH``)."""
+    path = tmp_path_factory.mktemp("tiny-llama")
+    lm = tiny("llama")
+    lm.model.save_pretrained(path)
+    lm.tokenizer.save_pretrained(path)
+    return path
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """Run ``python -m workbench ARGS`` in a subprocess: (exit code, stdout, stderr)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "workbench", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+    return proc.returncode, proc.stdout, proc.stderr

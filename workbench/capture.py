@@ -26,7 +26,13 @@ from workbench.progress import progress_bar
 from workbench.readers import Positions, SiteReader
 from workbench.sites import Site, parse_site, parse_sites
 from workbench.store import FeatureStore, StoreWriter, sha256_text
-from workbench.tokens import DEFAULT_MAX_RESPONSE_TOKENS, Encoded, collate, encode_item, length_buckets
+from workbench.tokens import (
+    DEFAULT_MAX_RESPONSE_TOKENS,
+    Encoded,
+    collate,
+    encode_item,
+    length_buckets,
+)
 
 __all__ = ["CaptureResult", "capture", "capture_to_store", "forward_sites", "encode_items"]
 
@@ -156,9 +162,13 @@ def capture(
     """
     items = as_items(items)
     reader = SiteReader(lm.layout, parse_sites(sites), early_stop=early_stop)
-    encoded = encode_items(lm, items, chat_template=chat_template, max_response_tokens=max_response_tokens)
+    encoded = encode_items(
+        lm, items, chat_template=chat_template, max_response_tokens=max_response_tokens
+    )
     with progress_bar("capture", len(encoded), progress) as bar:
-        features = _capture_encoded(lm, encoded, reader, batch_size=batch_size, padding_side=padding_side, bar=bar)
+        features = _capture_encoded(
+            lm, encoded, reader, batch_size=batch_size, padding_side=padding_side, bar=bar
+        )
     return CaptureResult(
         item_ids=tuple(it.id for it in items),
         features=features,
@@ -172,7 +182,14 @@ def _template_hash(lm: LoadedModel, chat_template: bool | None) -> str | None:
     return sha256_text(str(lm.tokenizer.chat_template)) if use else None
 
 
-RUN_KEY = ("format_version", "model", "sites", "chat_template_sha256", "max_response_tokens", "shard_size")
+RUN_KEY = (
+    "format_version",
+    "model",
+    "sites",
+    "chat_template_sha256",
+    "max_response_tokens",
+    "shard_size",
+)
 
 
 def capture_to_store(
@@ -200,7 +217,9 @@ def capture_to_store(
     items = as_items(items)
     parsed = parse_sites(sites)
     reader = SiteReader(lm.layout, parsed)
-    encoded = encode_items(lm, items, chat_template=chat_template, max_response_tokens=max_response_tokens)
+    encoded = encode_items(
+        lm, items, chat_template=chat_template, max_response_tokens=max_response_tokens
+    )
     meta = {
         "format_version": 1,
         "model": lm.describe(),
@@ -217,8 +236,14 @@ def capture_to_store(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     records = [
-        {"id": it.id, **it.hashes(), "n_tokens": len(e), "n_prompt_tokens": e.n_prompt, "cut": e.cut}
-        for it, e in zip(items, encoded)
+        {
+            "id": it.id,
+            **it.hashes(),
+            "n_tokens": len(e),
+            "n_prompt_tokens": e.n_prompt,
+            "cut": e.cut,
+        }
+        for it, e in zip(items, encoded, strict=True)
     ]
     writer = StoreWriter(out, meta=meta, items=records, run_key=RUN_KEY)
     writer.start()
@@ -227,6 +252,8 @@ def capture_to_store(
         while not writer.complete:
             start = writer.n_done
             chunk = encoded[start : start + shard_size]
-            arrays = _capture_encoded(lm, chunk, reader, batch_size=batch_size, padding_side=padding_side, bar=bar)
+            arrays = _capture_encoded(
+                lm, chunk, reader, batch_size=batch_size, padding_side=padding_side, bar=bar
+            )
             writer.write_shard(arrays)
     return FeatureStore(out)

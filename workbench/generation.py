@@ -60,7 +60,9 @@ class DecodingConfig:
         if self.max_new_tokens < 1:
             raise WorkbenchError(f"max_new_tokens {self.max_new_tokens} must be >= 1")
         if not self.temperature > 0:
-            raise WorkbenchError(f"temperature {self.temperature} must be > 0 (use do_sample=False for greedy)")
+            raise WorkbenchError(
+                f"temperature {self.temperature} must be > 0 (use do_sample=False for greedy)"
+            )
         if not 0 < self.top_p <= 1:
             raise WorkbenchError(f"top_p {self.top_p} must be in (0, 1]")
         if self.top_k < 0:
@@ -131,11 +133,15 @@ def _eos_ids(lm: LoadedModel) -> set[int]:
         elif isinstance(value, list | tuple):
             ids.update(int(v) for v in value)
     if not ids:
-        raise WorkbenchError("the tokenizer has no EOS token: set tokenizer.eos_token before generating")
+        raise WorkbenchError(
+            "the tokenizer has no EOS token: set tokenizer.eos_token before generating"
+        )
     return ids
 
 
-def _choose(logits: torch.Tensor, config: DecodingConfig, generators: list[torch.Generator]) -> torch.Tensor:
+def _choose(
+    logits: torch.Tensor, config: DecodingConfig, generators: list[torch.Generator]
+) -> torch.Tensor:
     if not config.do_sample:
         return logits.argmax(-1)
     logits = logits / config.temperature
@@ -145,10 +151,14 @@ def _choose(logits: torch.Tensor, config: DecodingConfig, generators: list[torch
     if config.top_p < 1.0:
         sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
         cum = sorted_logits.softmax(-1).cumsum(-1)
-        drop = cum - sorted_logits.softmax(-1) > config.top_p  # keep the smallest set reaching top_p
+        drop = (
+            cum - sorted_logits.softmax(-1) > config.top_p
+        )  # keep the smallest set reaching top_p
         logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
     probs = logits.softmax(-1)
-    return torch.stack([torch.multinomial(probs[i], 1, generator=g)[0] for i, g in enumerate(generators)])
+    return torch.stack(
+        [torch.multinomial(probs[i], 1, generator=g)[0] for i, g in enumerate(generators)]
+    )
 
 
 class _Fused:
@@ -227,7 +237,10 @@ def _decode_bucket(
             inputs = chosen[:, None]
             mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
             positions = positions[:, -1:] + 1
-    truncated = [len(t) >= config.max_new_tokens and not bool(d) for t, d in zip(tokens, done.tolist())]
+    truncated = [
+        len(t) >= config.max_new_tokens and not bool(d)
+        for t, d in zip(tokens, done.tolist(), strict=True)
+    ]
     features = {k: v.detach().cpu() for k, v in fused.state.items()} if fused is not None else {}
     return tokens, truncated, features
 
@@ -264,13 +277,15 @@ def generate(
             (returned in ``Generations.features``; same values as capturing
             prompt + response in a second pass).
     """
-    config = DecodingConfig(max_new_tokens, do_sample, temperature, top_p, top_k, seed, chat_template)
+    config = DecodingConfig(
+        max_new_tokens, do_sample, temperature, top_p, top_k, seed, chat_template
+    )
     items = as_items(items)
     eos = _eos_ids(lm)
     reader = SiteReader(lm.layout, parse_sites(capture), early_stop=False) if capture else None
     prompts = [encode_prompt(lm.tokenizer, it.prompt, chat_template) for it in items]
     limit = lm.max_positions
-    for it, p in zip(items, prompts):
+    for it, p in zip(items, prompts, strict=True):
         if limit is not None and len(p) + max_new_tokens > limit:
             raise WorkbenchError(
                 f"item {it.id!r}: {len(p)} prompt tokens + max_new_tokens {max_new_tokens} exceed the "
@@ -292,10 +307,14 @@ def generate(
             )
             for row, i in enumerate(bucket):
                 text = lm.tokenizer.decode(tokens[row], skip_special_tokens=True)
-                results[i] = Generation(items[i].id, items[i].prompt, text, tuple(tokens[row]), truncated[row])
+                results[i] = Generation(
+                    items[i].id, items[i].prompt, text, tuple(tokens[row]), truncated[row]
+                )
             for name, tensor in values.items():
                 if name not in features:
                     features[name] = np.empty((len(items), *tensor.shape[1:]), dtype=np.float32)
                 features[name][bucket] = tensor.numpy()
             bar.advance(len(bucket))
-    return Generations(items=tuple(r for r in results if r is not None), config=config, features=features)
+    return Generations(
+        items=tuple(r for r in results if r is not None), config=config, features=features
+    )

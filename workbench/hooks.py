@@ -55,10 +55,8 @@ def attach(hooks: Iterable[Hook]) -> Iterator[None]:
 @contextlib.contextmanager
 def stop_forward_allowed() -> Iterator[None]:
     """Swallow :class:`StopForward` raised by an early-stopping capture hook."""
-    try:
+    with contextlib.suppress(StopForward):
         yield
-    except StopForward:
-        pass
 
 
 def count_hooks(model: nn.Module) -> int:

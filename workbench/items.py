@@ -52,7 +52,9 @@ def _item_from_obj(obj: Any, where: str) -> Item:
         raise WorkbenchError(f"{where}: expected a JSON object, got {type(obj).__name__}")
     missing = [k for k in ("id", "prompt") if k not in obj]
     if missing:
-        raise WorkbenchError(f"{where}: missing field {missing[0]!r}: every item needs id and prompt")
+        raise WorkbenchError(
+            f"{where}: missing field {missing[0]!r}: every item needs id and prompt"
+        )
     if not isinstance(obj["prompt"], str) or not obj["prompt"]:
         raise WorkbenchError(f"{where}: 'prompt' must be a non-empty string")
     response = obj.get("response")
@@ -66,7 +68,9 @@ def read_items(path: str | Path) -> list[Item]:
     """Read a JSONL item file, with errors that name the line."""
     path = Path(path)
     if not path.is_file():
-        raise WorkbenchError(f"item file {path} does not exist: pass a JSONL file with id and prompt")
+        raise WorkbenchError(
+            f"item file {path} does not exist: pass a JSONL file with id and prompt"
+        )
     items: list[Item] = []
     seen: dict[str, int] = {}
     with path.open(encoding="utf-8") as f:
@@ -88,7 +92,9 @@ def read_items(path: str | Path) -> list[Item]:
             seen[item.id] = lineno
             items.append(item)
     if not items:
-        raise WorkbenchError(f"item file {path} is empty: it needs at least one JSON line with id and prompt")
+        raise WorkbenchError(
+            f"item file {path} is empty: it needs at least one JSON line with id and prompt"
+        )
     return items
 
 

@@ -150,7 +150,9 @@ class ResolvedLayout:
         """Normalise a possibly negative layer index, with a clear range error."""
         n = self.n_layers
         if not -n <= layer < n:
-            raise WorkbenchError(f"layer {layer} is out of range: this model has layers 0..{n - 1} (or -{n}..-1)")
+            raise WorkbenchError(
+                f"layer {layer} is out of range: this model has layers 0..{n - 1} (or -{n}..-1)"
+            )
         return layer % n
 
     def attention(self, layer: int) -> LayerInfo:
@@ -200,7 +202,9 @@ def _in_features(module: nn.Module) -> int:
         return int(module.in_features)  # type: ignore[arg-type]
     if weight is not None and weight.ndim == 2:  # GPT-2 Conv1D stores (in, out)
         return int(weight.shape[0])
-    raise WorkbenchError(f"cannot read the input width of {type(module).__name__}: {_OVERRIDE_HINT}")
+    raise WorkbenchError(
+        f"cannot read the input width of {type(module).__name__}: {_OVERRIDE_HINT}"
+    )
 
 
 def _text_config(model: nn.Module) -> Any:
@@ -236,12 +240,16 @@ def _guess_layout(model: nn.Module) -> Layout:
         )
     norm = next((n for n in _NORM_CANDIDATES if get_module(model, n) is not None), None)
     if attn is None or o_proj is None or norm is None:
-        missing = [n for n, v in (("attn", attn), ("o_proj", o_proj), ("final_norm", norm)) if v is None]
+        missing = [
+            n for n, v in (("attn", attn), ("o_proj", o_proj), ("final_norm", norm)) if v is None
+        ]
         raise WorkbenchError(
             f"unsupported layout: found layers at {layers_path!r} but not {', '.join(missing)} in "
             f"{type(model).__name__}: {_OVERRIDE_HINT}"
         )
-    return Layout(layers=layers_path, attn=attn, o_proj=o_proj, final_norm=norm, v_proj=None, mlp_down=None)
+    return Layout(
+        layers=layers_path, attn=attn, o_proj=o_proj, final_norm=norm, v_proj=None, mlp_down=None
+    )
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -263,9 +271,13 @@ def resolve_layout(model: nn.Module, layout: Layout | None = None) -> ResolvedLa
     final_norm = get_module(model, layout.final_norm)
     if not isinstance(layers, nn.ModuleList) or final_norm is None:
         bad = layout.layers if not isinstance(layers, nn.ModuleList) else layout.final_norm
-        raise WorkbenchError(f"unsupported layout: {bad!r} is not a module of {type(model).__name__}: {_OVERRIDE_HINT}")
+        raise WorkbenchError(
+            f"unsupported layout: {bad!r} is not a module of {type(model).__name__}: {_OVERRIDE_HINT}"
+        )
     text_config = _text_config(model)
-    n_heads = int(getattr(text_config, "num_attention_heads", 0) or getattr(text_config, "n_head", 0))
+    n_heads = int(
+        getattr(text_config, "num_attention_heads", 0) or getattr(text_config, "n_head", 0)
+    )
     d_model = int(getattr(text_config, "hidden_size", 0) or getattr(text_config, "n_embd", 0))
     info = []
     for i, layer in enumerate(layers):
@@ -275,7 +287,9 @@ def resolve_layout(model: nn.Module, layout: Layout | None = None) -> ResolvedLa
             info.append(LayerInfo(index=i, has_attention=False, n_heads=0, head_dim=0))
             continue
         width = _in_features(o_proj)
-        heads = int(getattr(attn, "num_heads", 0) or getattr(attn, "num_attention_heads", 0) or n_heads)
+        heads = int(
+            getattr(attn, "num_heads", 0) or getattr(attn, "num_attention_heads", 0) or n_heads
+        )
         if heads <= 0 or width % heads:
             raise WorkbenchError(
                 f"layer {i}: o_proj input width {width} is not a multiple of num_attention_heads {heads}: "
@@ -287,5 +301,9 @@ def resolve_layout(model: nn.Module, layout: Layout | None = None) -> ResolvedLa
             f"unsupported layout: no layer of {type(model).__name__} has {layout.attn}.{layout.o_proj}: {_OVERRIDE_HINT}"
         )
     return ResolvedLayout(
-        layout=layout, layers=tuple(layers), final_norm=final_norm, info=tuple(info), d_model=d_model
+        layout=layout,
+        layers=tuple(layers),
+        final_norm=final_norm,
+        info=tuple(info),
+        d_model=d_model,
     )

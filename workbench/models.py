@@ -100,7 +100,9 @@ def _resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise WorkbenchError(f"device {device!r} requested but CUDA is not available: use --device cpu")
+        raise WorkbenchError(
+            f"device {device!r} requested but CUDA is not available: use --device cpu"
+        )
     return device
 
 
@@ -146,7 +148,9 @@ def _load_adapter(model: nn.Module, adapter: str | Path) -> nn.Module:
 
     path = Path(adapter)
     if not (path / "adapter_config.json").is_file():
-        raise WorkbenchError(f"adapter {path} has no adapter_config.json: pass a directory saved by train_lora.py")
+        raise WorkbenchError(
+            f"adapter {path} has no adapter_config.json: pass a directory saved by train_lora.py"
+        )
     return PeftModel.from_pretrained(model, str(path))
 
 
@@ -195,10 +199,14 @@ def load_model(
     elif Path(name).expanduser().is_dir():
         path = Path(name).expanduser()
         if not (path / "config.json").is_file():
-            raise WorkbenchError(f"{path} is a directory without config.json: pass a saved HF model directory")
+            raise WorkbenchError(
+                f"{path} is a directory without config.json: pass a saved HF model directory"
+            )
         source = _dir_fingerprint(path)
         target = str(path)
-    elif Path(name).suffix in (".gguf", ".json", ".safetensors") or name.startswith(("/", "./", "~")):
+    elif Path(name).suffix in (".gguf", ".json", ".safetensors") or name.startswith(
+        ("/", "./", "~")
+    ):
         raise WorkbenchError(
             f"model {name!r} does not exist: pass an alias ({', '.join(EMBEDDED)}), a model directory or a hub id"
         )
@@ -207,7 +215,9 @@ def load_model(
         source = {"hub_id": name, "revision": revision}
         kwargs["revision"] = revision
     try:
-        tokenizer = AutoTokenizer.from_pretrained(target, **{k: v for k, v in kwargs.items() if k in ("revision", "trust_remote_code")})
+        tokenizer = AutoTokenizer.from_pretrained(
+            target, **{k: v for k, v in kwargs.items() if k in ("revision", "trust_remote_code")}
+        )
         model = AutoModelForCausalLM.from_pretrained(target, **kwargs)
     except (OSError, ValueError) as e:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"

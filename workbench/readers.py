@@ -105,7 +105,9 @@ class SiteReader:
 
         return read
 
-    def _head_reader(self, name: str, site: Site, n_heads: int, head_dim: int) -> Callable[[torch.Tensor], None]:
+    def _head_reader(
+        self, name: str, site: Site, n_heads: int, head_dim: int
+    ) -> Callable[[torch.Tensor], None]:
         def read(x: torch.Tensor) -> None:
             v = self._gather(x, site.n).reshape(x.shape[0], -1, n_heads, head_dim)
             if site.kind == "head_norm":

@@ -34,7 +34,7 @@ from typing import Literal
 
 from workbench.errors import WorkbenchError
 
-__all__ = ["Site", "parse_site", "parse_sites", "SITE_HELP"]
+__all__ = ["Site", "parse_site", "parse_sites", "expand_sites", "SITE_HELP"]
 
 Kind = Literal["resid", "mean_last_n", "head_in", "head_norm"]
 
@@ -75,7 +75,9 @@ def _int(text: str, site: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise WorkbenchError(f"site {site!r}: {text!r} is not an integer; sites are {SITE_HELP}") from None
+        raise WorkbenchError(
+            f"site {site!r}: {text!r} is not an integer; sites are {SITE_HELP}"
+        ) from None
 
 
 def parse_site(text: str | Site) -> Site:
@@ -127,3 +129,19 @@ def parse_sites(texts: Iterable[str | Site]) -> list[Site]:
     if dup:
         raise WorkbenchError(f"site {dup} is given twice: pass each site once")
     return sites
+
+
+def expand_sites(texts: Iterable[str], layers_with_attention: Iterable[int]) -> list[str]:
+    """Expand ``head_in(*)`` / ``head_norm(*,last=N)`` to every layer that has attention."""
+    out: list[str] = []
+    layers = list(layers_with_attention)
+    for text in texts:
+        match = _PATTERN.match(text)
+        args = (match.group(2) or "") if match else ""
+        first, _, rest = args.partition(",")
+        if match and match.group(1) in ("head_in", "head_norm") and first.strip() == "*":
+            tail = f",{rest.strip()}" if rest.strip() else ""
+            out.extend(f"{match.group(1)}({layer}{tail})" for layer in layers)
+        else:
+            out.append(text)
+    return out

@@ -120,6 +120,15 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
+def _canonical(site: str) -> str:
+    from workbench.sites import parse_site
+
+    try:
+        return str(parse_site(site))
+    except WorkbenchError:
+        return site
+
+
 class FeatureStore:
     """Read a feature store directory written by :class:`StoreWriter`.
 
@@ -166,10 +175,13 @@ class FeatureStore:
         try:
             return load_file(str(file))
         except (SafetensorError, OSError, ValueError) as e:
-            raise WorkbenchError(f"shard {file} is corrupted ({e}): delete it and capture again") from None
+            raise WorkbenchError(
+                f"shard {file} is corrupted ({e}): delete it and capture again"
+            ) from None
 
     def load(self, site: str) -> np.ndarray:
-        """All rows of one site, concatenated over shards (float32)."""
+        """All rows of one site, concatenated over shards (float32); aliases such as h_last work."""
+        site = _canonical(site)
         if site not in self.sites:
             raise WorkbenchError(
                 f"site {site!r} is not in {self.path} (it holds {', '.join(self.sites)})"

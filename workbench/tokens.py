@@ -55,12 +55,16 @@ class Batch:
     first: torch.Tensor
 
 
-def render_prompt(tokenizer: Any, prompt: str, chat_template: bool | None = None) -> tuple[str, bool]:
+def render_prompt(
+    tokenizer: Any, prompt: str, chat_template: bool | None = None
+) -> tuple[str, bool]:
     """The prompt text the model sees, and whether a chat template was applied."""
     has_template = getattr(tokenizer, "chat_template", None) is not None
     use = has_template if chat_template is None else chat_template
     if use and not has_template:
-        raise WorkbenchError("chat_template=True but this tokenizer has no chat template: pass chat_template=False")
+        raise WorkbenchError(
+            "chat_template=True but this tokenizer has no chat template: pass chat_template=False"
+        )
     if not use:
         return prompt, False
     text = tokenizer.apply_chat_template(
@@ -103,7 +107,11 @@ def encode_item(
 
 
 def collate(
-    seqs: Sequence[Sequence[int]], pad_id: int, *, side: str = "left", device: torch.device | str = "cpu"
+    seqs: Sequence[Sequence[int]],
+    pad_id: int,
+    *,
+    side: str = "left",
+    device: torch.device | str = "cpu",
 ) -> Batch:
     """Pad sequences to one batch with explicit position ids (so padding never shifts RoPE)."""
     if side not in ("left", "right"):
