@@ -29,7 +29,14 @@ import numpy as np
 from workbench.errors import WorkbenchError
 from workbench.store import load_feature_matrix, load_npz
 
-__all__ = ["label_fields", "load_axes", "load_features", "load_labels", "parse_spec"]
+__all__ = [
+    "label_fields",
+    "load_axes",
+    "load_axis",
+    "load_features",
+    "load_labels",
+    "parse_spec",
+]
 
 _MISSING = object()
 _THRESHOLD = re.compile(r"^(?P<body>.+?)>=(?P<t>[^:>=]+)$")
@@ -245,8 +252,8 @@ def load_axes(
     """Per-axis labels for step 3 from a pair of label files (e.g. judge scores).
 
     Args:
-        train: the training label file (a field in the spec is ignored: each
-            axis is looked up by name, nested fields included).
+        train: the training label file; each axis is looked up by name,
+            nested fields included (``scores.<name>``).
         fresh: the fresh label file, or None.
         names: axes to load; None loads every numeric field present in both files
             except ids and the main labels (``i``, ``id``, ``coverage``, ``correct``).
@@ -266,12 +273,22 @@ def load_axes(
         names = [f.rsplit(".", 1)[-1] for f in fields if f.rsplit(".", 1)[-1] not in _NOT_AXES]
     out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     for axis in names:
-        ty = load_labels(f"{train_path}:{_axis_field(train_path, axis)}", threshold=threshold)
-        fy = None
-        if fresh_path is not None:
-            fy = load_labels(f"{fresh_path}:{_axis_field(fresh_path, axis)}", threshold=threshold)
-        out[axis] = (ty, fy)
+        fy = None if fresh_path is None else load_axis(str(fresh_path), axis, threshold=threshold)
+        out[axis] = (load_axis(str(train_path), axis, threshold=threshold), fy)
     return out
+
+
+def load_axis(spec: str, axis: str, *, threshold: float | None = None) -> np.ndarray:
+    """One axis's labels: ``spec``'s FIELD if given, else the field named ``axis``.
+
+    A field named ``axis`` is found at any depth (``scores.<axis>``); an axis
+    the file does not hold is an error listing the axes it does.
+    """
+    path, field, spec_threshold = parse_spec(spec)
+    if field is None:
+        field = _axis_field(path, axis)
+    t = spec_threshold if spec_threshold is not None else threshold
+    return load_labels(f"{path}:{field}", threshold=t)
 
 
 _NOT_AXES = frozenset({"i", "id", "idx", "index", "coverage", "correct", "labels", "label"})

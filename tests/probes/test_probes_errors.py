@@ -1,0 +1,157 @@
+"""Bad input: one-line errors naming the value and the fix, from the API and the CLI
+(exit code 2), with nothing written to --out."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from probes import falsify
+from workbench.errors import WorkbenchError
+
+FAST = {"n_boot": 50, "n_perm": 50, "n_control": 0}
+
+
+@pytest.fixture
+def good(make_planted):
+    rng = np.random.default_rng(0)
+    return make_planted(rng, 60, 0.5, d=5), make_planted(rng, 40, 0.5, d=5)
+
+
+API_CASES = {
+    "counts differ": (
+        lambda X, y, Xf, yf: falsify(X, y[:-1], **FAST),
+        r"train labels have 59 values but train features have 60 rows: pass labels for the same items",
+    ),
+    "single class": (
+        lambda X, y, Xf, yf: falsify(X, y, fresh_X=Xf, fresh_y=np.zeros(len(yf)), **FAST),
+        r"fresh labels have one class \(all 0, 40 items\): AUC is undefined; pass a set with both",
+    ),
+    "nan features": (
+        lambda X, y, Xf, yf: falsify(
+            np.where(np.arange(60)[:, None] % 20 == 3, np.nan, X), y, **FAST
+        ),
+        r"train features hold NaN or infinite values in 3 of 60 rows \(first: row 3\)",
+    ),
+    "inf fresh features": (
+        lambda X, y, Xf, yf: falsify(
+            X, y, fresh_X=np.where(Xf > 2.5, np.inf, Xf), fresh_y=yf, **FAST
+        ),
+        r"fresh features hold NaN or infinite values in \d+ of 40 rows",
+    ),
+    "widths differ": (
+        lambda X, y, Xf, yf: falsify(X, y, fresh_X=Xf[:, :3], fresh_y=yf, **FAST),
+        r"train features are 5 wide but fresh features are 3 wide: score both with features from the same",
+    ),
+    "too few for folds": (
+        lambda X, y, Xf, yf: falsify(X, np.r_[np.ones(3), np.zeros(57)], **FAST),
+        r"train labels have 3 items of class 1, fewer than the 5 CV folds: lower the folds to 3",
+    ),
+    "axis single class": (
+        lambda X, y, Xf, yf: falsify(X, y, axes={"hedging": (np.ones(60), None)}, **FAST),
+        r"axis 'hedging' train labels have one class \(all 1, 60 items\)",
+    ),
+    "non-binary labels": (
+        lambda X, y, Xf, yf: falsify(X, y * 0.7, **FAST),
+        r"train labels hold values other than 0/1 \(e.g. \[0.7\]\): binarise them",
+    ),
+    "fresh without labels": (
+        lambda X, y, Xf, yf: falsify(X, y, fresh_X=Xf, **FAST),
+        r"fresh_X and fresh_y go together",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(API_CASES))
+def test_api_errors(good, case):
+    (X, y), (Xf, yf) = good
+    call, message = API_CASES[case]
+    with pytest.raises(WorkbenchError, match=message) as e:
+        call(X, y, Xf, yf)
+    assert "\n" not in str(e.value)
+
+
+@pytest.fixture
+def files(tmp_path, good):
+    (X, y), (Xf, yf) = good
+    d = tmp_path / "in"
+    d.mkdir()
+    np.savez(
+        d / "train.npz",
+        X=X,
+        y=y,
+        short=y[:-1],
+        one=np.ones(60),
+        few=np.r_[np.ones(3), np.zeros(57)],
+    )
+    np.savez(d / "fresh.npz", X=Xf, y=yf, zeros=np.zeros(40))
+    np.savez(d / "narrow.npz", X=Xf[:, :3])
+    np.savez(d / "nan.npz", X=np.where(np.arange(60)[:, None] % 20 == 3, np.nan, X))
+    (d / "judge_train.json").write_text(
+        json.dumps({"items": [{"scores": {"acc": int(v) * 4 + 1}} for v in y]})
+    )
+    (d / "judge_fresh.json").write_text(
+        json.dumps({"items": [{"scores": {"acc": int(v) * 4 + 1}} for v in yf]})
+    )
+    return d
+
+
+def cli_args(d, out, **over):
+    args = {
+        "--train": d / "train.npz",
+        "--train-labels": f"{d / 'train.npz'}:y",
+        "--fresh": d / "fresh.npz",
+        "--fresh-labels": f"{d / 'fresh.npz'}:y",
+        "--out": out,
+        "--n-boot": 50,
+        "--n-perm": 50,
+        "--n-control": 0,
+        **over,
+    }
+    flat = ["falsify"]
+    for k, v in args.items():
+        for item in v if isinstance(v, list) else [v]:
+            flat += [k, str(item)]
+    return flat
+
+
+CLI_CASES = {
+    "counts differ": ({"--train-labels": "{d}/train.npz:short"}, "train labels have 59 values but train features have 60 rows"),
+    "single class": ({"--fresh-labels": "{d}/fresh.npz:zeros"}, r"fresh labels have one class \(all 0, 40 items\)"),
+    "nan features": ({"--train": "{d}/nan.npz"}, "train features hold NaN or infinite values in 3 of 60 rows"),
+    "widths differ": ({"--fresh": "{d}/narrow.npz"}, "train features are 5 wide but fresh features are 3 wide"),
+    "unknown axis": ({"--axis": "hedging={d}/judge_train.json,{d}/judge_fresh.json"}, r"unknown axis 'hedging': .*judge_train.json holds acc"),
+    "too few for folds": ({"--train-labels": "{d}/train.npz:few"}, "train labels have 3 items of class 1, fewer than the 5 CV folds"),
+    "missing field": ({"--fresh-labels": "{d}/fresh.npz:labels"}, r"field 'labels' is not in .*fresh.npz \(it holds X, y, zeros\)"),
+    "continuous labels": ({"--train-labels": "{d}/judge_train.json:scores.acc"}, "continuous values .* --threshold"),
+    "bad axis syntax": ({"--axis": "hedging"}, "is not NAME=TRAIN_LABELS"),
+    "unknown probe": ({"--probe": "svm"}, "--probe 'svm' is unknown: pass one of linear, mlp, mass-mean"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_cli_errors_exit_2_and_write_nothing(files, tmp_path, run_cli, case):
+    over, message = CLI_CASES[case]
+    over = {k: v.format(d=files) for k, v in over.items()}
+    out = tmp_path / "out"
+    code, err = run_cli(*cli_args(files, out, **over))
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("error: ")
+    assert re.search(message, lines[-1]), lines[-1]
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_cli_axis_sweep_runs(files, tmp_path, run_cli):
+    out = tmp_path / "out"
+    axis = f"acc={files}/judge_train.json,{files}/judge_fresh.json"
+    code, err = run_cli(
+        *cli_args(files, out, **{"--axis": axis, "--axis-threshold": 4}), "--no-figures"
+    )
+    assert code == 0, err
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["trials"]["axis:acc"]["train"]["n_pos"] == int(
+        np.load(files / "train.npz")["y"].sum()
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md"]
