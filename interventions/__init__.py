@@ -1,1 +1,83 @@
-"""Attention-head attribution, o_proj tempering, the confidence-gated sidecar, steering."""
+"""Attention-head attribution, o_proj tempering, the confidence-gated sidecar, steering.
+
+>>> from interventions import temper, attribute_heads, temper_sweep, sidecar, steer
+"""
+
+from interventions.activations import as_layers, layers_from_features, pool_tokens
+from interventions.attribution import (
+    RANKINGS,
+    HeadAttribution,
+    HeadScore,
+    attribute_heads,
+    cohens_d,
+    cohorts_from_labels,
+)
+from interventions.base import Intervention
+from interventions.figures import (
+    attribution_figure,
+    head_heatmap,
+    head_probe_figure,
+    sidecar_figures,
+    sweep_figure,
+    write_html,
+)
+from interventions.head_probes import HeadProbe, HeadProbes, head_probes
+from interventions.report import write_attribution_report, write_sidecar_report, write_sweep_report
+from interventions.sidecar import DEFAULT_HEDGE_PREFIX, SidecarResult, gate_responses, sidecar
+from interventions.stats import Comparison, MetricSummary, monotonicity, summarise
+from interventions.steering import mass_mean_direction, probe_direction, steer
+from interventions.sweep import (
+    SITES,
+    SweepResponse,
+    SweepResult,
+    intervention_factory,
+    sweep,
+    temper_sweep,
+)
+from interventions.temper import parse_head, scale_mlp, scale_values, temper
+
+__all__ = [
+    "DEFAULT_HEDGE_PREFIX",
+    "RANKINGS",
+    "SITES",
+    "Comparison",
+    "HeadAttribution",
+    "HeadProbe",
+    "HeadProbes",
+    "HeadScore",
+    "Intervention",
+    "MetricSummary",
+    "SidecarResult",
+    "SweepResponse",
+    "SweepResult",
+    "as_layers",
+    "attribute_heads",
+    "attribution_figure",
+    "cohens_d",
+    "cohorts_from_labels",
+    "gate_responses",
+    "head_heatmap",
+    "head_probe_figure",
+    "head_probes",
+    "intervention_factory",
+    "layers_from_features",
+    "mass_mean_direction",
+    "monotonicity",
+    "parse_head",
+    "pool_tokens",
+    "probe_direction",
+    "scale_mlp",
+    "scale_values",
+    "sidecar",
+    "sidecar_figures",
+    "steer",
+    "summarise",
+    "sweep",
+    "sweep_figure",
+    "temper",
+    "temper_sweep",
+    "write_attribution_report",
+    "write_html",
+    "write_sidecar_report",
+    "write_sweep_report",
+]

@@ -1,0 +1,370 @@
+"""Head attribution: which heads' ``o_proj`` inputs differ between two cohorts.
+
+Two cohorts of items (the paper's: confident-wrong ``cw`` against
+confident-right ``cr``) are compared head by head over the last N tokens:
+
+* **Magnitude**: per item, the head's L2 norm averaged over its real tokens;
+  cohort means, their difference, and Cohen's d with the pooled SD.
+* **Directional**: per item, the head's mean vector; the direction
+  ``mu_a - mu_b`` between the cohort means; each item's projection on it;
+  Cohen's d of the projections. Because the direction is fitted on the same
+  items, this d is optimistic; ``directional_d_heldout`` projects each item on
+  a direction fitted without it (k folds) and is the honest number.
+* ``cos(mu_a, mu_b)`` per head, and ``collinear`` when it is at least
+  ``collinear_cos`` (default 0.99): the cohort means point the same way, so a
+  large d is a variance artifact, not an axis (the paper's d > 1.3 at cos 0.99).
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> x = rng.normal(size=(40, 4, 3, 8))
+>>> x[:20, :, 1] *= 3.0  # head 1 is louder in cohort a
+>>> a = np.arange(40) < 20
+>>> attr = attribute_heads({7: x}, a, ~a)
+>>> attr.export(k=1)
+[(7, 1, 9.5323)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from interventions.activations import as_layers, pool_tokens
+from workbench.errors import WorkbenchError
+
+__all__ = [
+    "RANKINGS",
+    "HeadAttribution",
+    "HeadScore",
+    "attribute_heads",
+    "cohens_d",
+    "cohorts_from_labels",
+]
+
+Ranking = Literal["magnitude", "directional", "directional_heldout"]
+RANKINGS: tuple[Ranking, ...] = ("magnitude", "directional", "directional_heldout")
+
+
+def cohens_d(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """Cohen's d of ``a`` against ``b`` along axis 0 (pooled SD, ddof 1); NaN when the SD is 0.
+
+    >>> float(cohens_d([1.0, 2.0, 3.0], [0.0, 1.0, 2.0]))
+    1.0
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    na, nb = a.shape[0], b.shape[0]
+    pooled = np.sqrt(((na - 1) * a.var(0, ddof=1) + (nb - 1) * b.var(0, ddof=1)) / (na + nb - 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(pooled > 0, (a.mean(0) - b.mean(0)) / pooled, np.nan)
+
+
+def _none_if_nan(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+@dataclass(frozen=True)
+class HeadScore:
+    """One head's attribution numbers (cohort ``a`` against cohort ``b``).
+
+    Attributes:
+        layer: original layer number; head: head index.
+        mean_a, mean_b: cohort means of the per-item L2 norm.
+        diff: ``mean_a - mean_b`` (the paper's ``overconf_score``).
+        magnitude_d: Cohen's d of the norms.
+        directional_d: Cohen's d of projections on ``mu_a - mu_b`` (in-sample).
+        directional_d_heldout: the same with out-of-fold directions (None: too few items).
+        cos: ``cos(mu_a, mu_b)``.
+        collinear: ``cos >= collinear_cos``: a large d here is not an axis.
+    """
+
+    layer: int
+    head: int
+    mean_a: float
+    mean_b: float
+    diff: float
+    magnitude_d: float
+    directional_d: float
+    directional_d_heldout: float | None
+    cos: float
+    collinear: bool
+
+    def score(self, by: Ranking = "magnitude") -> float:
+        """The ranking score (NaN when undefined)."""
+        if by not in RANKINGS:
+            raise WorkbenchError(f"unknown ranking {by!r}: use one of {', '.join(RANKINGS)}")
+        value = {"magnitude": self.magnitude_d, "directional": self.directional_d}.get(
+            by, self.directional_d_heldout
+        )
+        return float("nan") if value is None else float(value)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key, value in out.items():
+            if isinstance(value, float):
+                out[key] = _none_if_nan(value)
+        return out
+
+
+@dataclass(frozen=True)
+class HeadAttribution:
+    """Attribution of every head in the given layers; rank, take top-k, export.
+
+    Attributes:
+        heads: one :class:`HeadScore` per (layer, head), in layer then head order.
+        names: the cohorts' names (``a``, ``b``), e.g. ``("cw", "cr")``.
+        n_a, n_b: cohort sizes.
+        n_tokens: N, the tokens per item the captures hold.
+        collinear_cos: the cosine at which ``collinear`` fires.
+        folds: folds behind ``directional_d_heldout`` (0: not computed).
+    """
+
+    heads: tuple[HeadScore, ...]
+    names: tuple[str, str]
+    n_a: int
+    n_b: int
+    n_tokens: int
+    collinear_cos: float
+    folds: int
+
+    @property
+    def layers(self) -> list[int]:
+        return sorted({h.layer for h in self.heads})
+
+    def head(self, layer: int, head: int) -> HeadScore:
+        for h in self.heads:
+            if (h.layer, h.head) == (layer, head):
+                return h
+        raise WorkbenchError(f"no head {layer}.{head} in this attribution (layers {self.layers})")
+
+    def ranked(self, by: Ranking = "magnitude", *, absolute: bool = False) -> list[HeadScore]:
+        """Heads by descending score (``absolute``: by |score|); undefined scores last."""
+
+        def key(h: HeadScore) -> tuple[bool, float]:
+            s = h.score(by)
+            return (bool(np.isnan(s)), -(abs(s) if absolute else s) if not np.isnan(s) else 0.0)
+
+        return sorted(self.heads, key=key)
+
+    def top(self, k: int, by: Ranking = "magnitude", *, absolute: bool = False) -> list[HeadScore]:
+        if k < 1:
+            raise WorkbenchError(f"top k={k} must be >= 1")
+        return self.ranked(by, absolute=absolute)[:k]
+
+    def export(
+        self, by: Ranking = "magnitude", k: int | None = None, *, absolute: bool = False
+    ) -> list[tuple[int, int, float]]:
+        """A plain list of ``(layer, head, score)`` (score rounded to 4 places), best first."""
+        heads = (
+            self.ranked(by, absolute=absolute) if k is None else self.top(k, by, absolute=absolute)
+        )
+        return [(h.layer, h.head, round(h.score(by), 4)) for h in heads]
+
+    @property
+    def collinear_heads(self) -> list[tuple[int, int]]:
+        return [(h.layer, h.head) for h in self.heads if h.collinear]
+
+    def to_json(self, top_k: int = 20) -> dict[str, Any]:
+        k = min(top_k, len(self.heads))
+        return {
+            "cohorts": {
+                "a": {"name": self.names[0], "n": self.n_a},
+                "b": {"name": self.names[1], "n": self.n_b},
+            },
+            "n_tokens": self.n_tokens,
+            "collinear_cos": self.collinear_cos,
+            "folds": self.folds,
+            "layers": self.layers,
+            "top": {
+                by: [list(t) for t in self.export(by, k)]
+                for by in RANKINGS
+                if by != "directional_heldout" or self.folds
+            },
+            "collinear_heads": [list(h) for h in self.collinear_heads],
+            "heads": [h.to_json() for h in self.heads],
+        }
+
+
+def _as_mask(cohort: ArrayLike, n: int, name: str) -> np.ndarray:
+    arr = np.asarray(cohort)
+    if arr.dtype == bool:
+        if arr.shape != (n,):
+            raise WorkbenchError(
+                f"cohort {name!r} mask has shape {arr.shape}, the activations hold {n} items: "
+                "pass one boolean per item"
+            )
+        return arr
+    if arr.dtype.kind not in "iu" or arr.ndim != 1:
+        raise WorkbenchError(f"cohort {name!r}: pass a boolean mask or integer item indices")
+    if arr.size and (arr.min() < 0 or arr.max() >= n):
+        raise WorkbenchError(
+            f"cohort {name!r} holds index {int(arr.max())} but there are {n} items"
+        )
+    mask = np.zeros(n, dtype=bool)
+    mask[arr] = True
+    return mask
+
+
+def _check_cohorts(a: np.ndarray, b: np.ndarray, names: tuple[str, str]) -> None:
+    for mask, name in zip((a, b), names, strict=True):
+        if mask.sum() == 0:
+            raise WorkbenchError(
+                f"cohort {name!r} is empty: no item has that label combination; check the labels "
+                "or compare other cohorts"
+            )
+        if mask.sum() < 2:
+            raise WorkbenchError(
+                f"cohort {name!r} has {int(mask.sum())} item: Cohen's d needs at least 2 items "
+                "per cohort (a variance); add items"
+            )
+    if (a & b).any():
+        raise WorkbenchError(
+            f"cohorts {names[0]!r} and {names[1]!r} share {int((a & b).sum())} items: they must be disjoint"
+        )
+
+
+def _fold_ids(mask: np.ndarray, folds: int, rng: np.random.Generator) -> np.ndarray:
+    ids = np.full(mask.size, -1)
+    where = rng.permutation(np.flatnonzero(mask))
+    ids[where] = np.arange(where.size) % folds
+    return ids
+
+
+def _unit(d: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(d, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 0, d / norm, np.nan)
+
+
+def _heldout_d(vec: np.ndarray, a: np.ndarray, b: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    fold = np.maximum(_fold_ids(a, folds, rng), _fold_ids(b, folds, rng))
+    proj = np.full(vec.shape[:2], np.nan)
+    for k in range(folds):
+        train, test = fold != k, fold == k
+        u = _unit(vec[a & train].mean(0) - vec[b & train].mean(0))
+        proj[test] = np.einsum("nhd,hd->nh", vec[test], u)
+    return cohens_d(proj[a], proj[b])
+
+
+def attribute_heads(
+    activations: Mapping[int, ArrayLike],
+    cohort_a: ArrayLike,
+    cohort_b: ArrayLike,
+    *,
+    names: tuple[str, str] = ("cw", "cr"),
+    collinear_cos: float = 0.99,
+    folds: int = 5,
+    seed: int = 0,
+) -> HeadAttribution:
+    """Magnitude and directional attribution of every head, cohort ``a`` against ``b``.
+
+    Args:
+        activations: ``{layer: (n_items, N, n_heads, head_dim)}`` (or 3-D), NaN = padding.
+        cohort_a: boolean mask or indices of cohort ``a`` (e.g. confident-wrong).
+        cohort_b: the same for ``b`` (e.g. confident-right); disjoint from ``a``.
+        names: the cohorts' names for reports.
+        collinear_cos: ``collinear`` fires at ``cos(mu_a, mu_b) >= collinear_cos``.
+        folds: folds of ``directional_d_heldout``; 0 skips it (so does a cohort
+            with fewer items than folds).
+        seed: seed of the fold assignment.
+    """
+    layers = as_layers(activations)
+    n = next(iter(layers.values())).shape[0]
+    a, b = _as_mask(cohort_a, n, names[0]), _as_mask(cohort_b, n, names[1])
+    _check_cohorts(a, b, names)
+    use_folds = folds if folds >= 2 and min(a.sum(), b.sum()) >= folds else 0
+    heads: list[HeadScore] = []
+    n_tokens = 0
+    for layer, x in layers.items():
+        n_tokens = max(n_tokens, x.shape[1])
+        keep = a | b
+        norms, vec = pool_tokens(x[keep], layer=layer)
+        ka, kb = a[keep], b[keep]
+        mag_d = cohens_d(norms[ka], norms[kb])
+        mu_a, mu_b = vec[ka].mean(0), vec[kb].mean(0)
+        proj = np.einsum("nhd,hd->nh", vec, _unit(mu_a - mu_b))
+        dir_d = cohens_d(proj[ka], proj[kb])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cos = (mu_a * mu_b).sum(-1) / (
+                np.linalg.norm(mu_a, axis=-1) * np.linalg.norm(mu_b, axis=-1)
+            )
+        held = _heldout_d(vec, ka, kb, use_folds, seed) if use_folds else None
+        for h in range(x.shape[2]):
+            heads.append(
+                HeadScore(
+                    layer=layer,
+                    head=h,
+                    mean_a=float(norms[ka, h].mean()),
+                    mean_b=float(norms[kb, h].mean()),
+                    diff=float(norms[ka, h].mean() - norms[kb, h].mean()),
+                    magnitude_d=float(mag_d[h]),
+                    directional_d=float(dir_d[h]),
+                    directional_d_heldout=None if held is None else _none_if_nan(held[h]),
+                    cos=float(cos[h]),
+                    collinear=bool(cos[h] >= collinear_cos),
+                )
+            )
+    return HeadAttribution(
+        heads=tuple(heads),
+        names=names,
+        n_a=int(a.sum()),
+        n_b=int(b.sum()),
+        n_tokens=n_tokens,
+        collinear_cos=collinear_cos,
+        folds=use_folds,
+    )
+
+
+def _binary(values: ArrayLike, what: str) -> np.ndarray:
+    """0/1 with NaN for missing; ``assert``/``hedge`` read as 1/0."""
+    raw = np.asarray(values, dtype=object).ravel()
+    out = np.full(raw.size, np.nan)
+    for i, v in enumerate(raw):
+        if isinstance(v, str):
+            key = v.strip().lower()
+            if key not in ("assert", "hedge"):
+                raise WorkbenchError(f"{what} value {v!r} at item {i}: use 'assert'/'hedge' or 1/0")
+            out[i] = float(key == "assert")
+        elif v is None or (isinstance(v, float) and np.isnan(v)):
+            continue
+        elif isinstance(v, bool | np.bool_ | int | np.integer | float | np.floating) and v in (
+            0,
+            1,
+        ):
+            out[i] = float(v)
+        else:
+            raise WorkbenchError(f"{what} value {v!r} at item {i} is not 0/1: binarise it first")
+    return out
+
+
+def cohorts_from_labels(
+    correct: ArrayLike, verbal: ArrayLike | None = None
+) -> dict[str, np.ndarray]:
+    """Cohort masks from correctness and verbal labels (NaN/None = unlabelled, in no cohort).
+
+    Returns ``right`` and ``wrong``, and with ``verbal`` the paper's four:
+    ``cr`` (correct, asserted), ``cw`` (wrong, asserted), ``hr``, ``hw`` (hedged).
+
+    >>> c = cohorts_from_labels([1, 0, 0, 1], ["assert", "assert", "hedge", "hedge"])
+    >>> c["cw"].tolist(), c["hr"].tolist()
+    ([False, True, False, False], [False, False, False, True])
+    """
+    c = _binary(correct, "correct")
+    out = {"right": c == 1, "wrong": c == 0}
+    if verbal is not None:
+        v = _binary(verbal, "verbal")
+        if v.size != c.size:
+            raise WorkbenchError(
+                f"correct has {c.size} items but verbal has {v.size}: pass both for the same items"
+            )
+        out.update(
+            cr=(c == 1) & (v == 1),
+            cw=(c == 0) & (v == 1),
+            hr=(c == 1) & (v == 0),
+            hw=(c == 0) & (v == 0),
+        )
+    return out

@@ -1,0 +1,331 @@
+"""Sweeps with replication: regenerate under each intervention strength and each seed.
+
+The paper's one apparent positive was a single-seed draw that did not
+replicate. A sweep therefore regenerates every item for each value (lambda,
+alpha, ...) *and* each seed. Sampling draws per item from ``(seed, item id)``
+(``workbench.generation.item_seed``), so for a fixed seed every condition sees
+the same random stream. Each response records ``truncated`` and is scored by
+the user's scorers (content, disposition, ...); the summary gives, per value
+and metric, the mean over seeds and the seed-to-seed spread, whether the means
+are monotonic in the value, and whether each change from the reference value
+(1.0 when swept, else the first) exceeds that spread.
+
+>>> from workbench.domains import check_item
+>>> from workbench.verbal import classify_verbal
+>>> result = temper_sweep(  # doctest: +SKIP
+...     lm, items, heads=[(3, 1), (5, 2)], lambdas=[0.0, 0.5, 1.0], seeds=[0, 1, 2],
+...     scorers={"correct": check_item, "asserts": lambda it, r: classify_verbal(r) == "assert"},
+... )
+>>> result.comparison("asserts", 0.0).exceeds  # doctest: +SKIP
+False
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from interventions.stats import Comparison, MetricSummary, monotonicity, summarise
+from interventions.temper import scale_mlp, scale_values, temper
+from workbench.errors import WorkbenchError
+from workbench.generation import DecodingConfig, generate
+from workbench.items import Item, as_items
+from workbench.progress import progress_bar
+
+__all__ = ["SITES", "SweepResponse", "SweepResult", "intervention_factory", "sweep", "temper_sweep"]
+
+Scorer = Callable[[Item, str], float | bool]
+Factory = Callable[[float], AbstractContextManager[Any] | None]
+Site = Literal["o_proj", "v_proj", "mlp"]
+SITES: tuple[Site, ...] = ("o_proj", "v_proj", "mlp")
+BUILTIN = ("truncated", "n_tokens")
+
+
+@dataclass(frozen=True)
+class SweepResponse:
+    """One response of the sweep and its scores (``truncated`` and ``n_tokens`` included)."""
+
+    value: float
+    seed: int
+    item_id: str
+    response: str
+    truncated: bool
+    scores: Mapping[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "scores": dict(self.scores)}
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Everything a sweep measured. ``to_json`` gives the report's JSON.
+
+    Attributes:
+        parameter: the swept quantity's name (``lambda``, ``alpha``).
+        values, seeds, metrics: the grid and the metrics (scorers, then ``truncated``, ``n_tokens``).
+        reference: the value changes are measured from.
+        summaries: per (metric, value): mean over seeds and spread.
+        comparisons: per (metric, value != reference): the change and whether it exceeds the spread.
+        monotonic: per metric: ``increasing``, ``decreasing``, ``flat`` or ``non-monotonic``.
+        responses: every response with its scores.
+        decoding: the decoding config (its seed replaced by each sweep seed).
+        interventions: per value, what was attached.
+        warnings: what limits the reading (one seed, greedy decoding, truncation).
+    """
+
+    parameter: str
+    values: tuple[float, ...]
+    seeds: tuple[int, ...]
+    metrics: tuple[str, ...]
+    reference: float
+    summaries: tuple[MetricSummary, ...]
+    comparisons: tuple[Comparison, ...]
+    monotonic: Mapping[str, str]
+    responses: tuple[SweepResponse, ...]
+    decoding: Mapping[str, Any]
+    interventions: Mapping[str, Any]
+    warnings: tuple[str, ...]
+
+    def summary(self, metric: str, value: float) -> MetricSummary:
+        for s in self.summaries:
+            if s.metric == metric and s.value == value:
+                return s
+        raise WorkbenchError(
+            f"no summary for metric {metric!r} at {self.parameter}={value}: metrics are {self.metrics}"
+        )
+
+    def comparison(self, metric: str, value: float) -> Comparison:
+        for c in self.comparisons:
+            if c.metric == metric and c.value == value:
+                return c
+        raise WorkbenchError(
+            f"no comparison for metric {metric!r} at {self.parameter}={value} "
+            f"(the reference is {self.reference})"
+        )
+
+    @property
+    def any_exceeds(self) -> bool:
+        """Whether any scorer's change from the reference exceeds the seed-to-seed spread."""
+        return any(c.exceeds for c in self.comparisons if c.metric not in BUILTIN)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "parameter": self.parameter,
+            "values": list(self.values),
+            "seeds": list(self.seeds),
+            "metrics": list(self.metrics),
+            "reference": self.reference,
+            "any_change_exceeds_seed_spread": self.any_exceeds,
+            "monotonic": dict(self.monotonic),
+            "summaries": [s.to_json() for s in self.summaries],
+            "comparisons": [c.to_json() for c in self.comparisons],
+            "warnings": list(self.warnings),
+            "decoding": dict(self.decoding),
+            "interventions": dict(self.interventions),
+            "responses": [r.to_json() for r in self.responses],
+        }
+
+
+def _score(name: str, scorer: Scorer, item: Item, response: str) -> float:
+    value = scorer(item, response)
+    if isinstance(value, bool | np.bool_):
+        return float(value)
+    if not isinstance(value, int | float | np.integer | np.floating) or not np.isfinite(value):
+        raise WorkbenchError(
+            f"scorer {name!r} returned {value!r} for item {item.id!r}: a scorer must return a "
+            "finite number or a bool"
+        )
+    return float(value)
+
+
+def _describe(intervention: AbstractContextManager[Any] | None) -> Any:
+    to_json = getattr(intervention, "to_json", None)
+    return to_json() if callable(to_json) else repr(intervention)
+
+
+def _check_grid(
+    values: Sequence[float], seeds: Sequence[int], scorers: Mapping[str, Scorer]
+) -> None:
+    if not values or len(set(values)) != len(values):
+        raise WorkbenchError(f"values {list(values)!r}: pass at least one value, each once")
+    numeric = (int, float, np.integer, np.floating)
+    if not all(
+        isinstance(v, numeric) and not isinstance(v, bool) and np.isfinite(v) for v in values
+    ):
+        raise WorkbenchError(f"values {list(values)!r} must be finite numbers")
+    if (
+        not seeds
+        or len(set(seeds)) != len(seeds)
+        or not all(isinstance(s, int | np.integer) for s in seeds)
+    ):
+        raise WorkbenchError(f"seeds {list(seeds)!r}: pass at least one integer seed, each once")
+    clash = [name for name in scorers if name in BUILTIN]
+    if clash:
+        raise WorkbenchError(
+            f"scorer name {clash[0]!r} is reserved (recorded for every response): rename it"
+        )
+    if not all(callable(s) for s in scorers.values()):
+        raise WorkbenchError("every scorer must be a callable (item, response) -> float | bool")
+
+
+def sweep(
+    lm: Any,
+    items: Sequence[Item | str | Mapping[str, Any]],
+    factory: Factory,
+    values: Sequence[float],
+    seeds: Sequence[int],
+    scorers: Mapping[str, Scorer],
+    *,
+    parameter: str = "lambda",
+    reference: float | None = None,
+    decoding: DecodingConfig | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> SweepResult:
+    """Regenerate ``items`` for every value x seed with ``factory(value)`` active; score and summarise.
+
+    Args:
+        lm: a ``LoadedModel``.
+        items: items (or prompts) to answer.
+        factory: ``value -> context manager`` (an intervention) or None for none;
+            every value's intervention is built (and so validated) before generating.
+        values: the strengths to sweep.
+        seeds: base seeds; each item draws from ``(seed, item id)``.
+        scorers: ``name -> (item, response) -> float | bool``.
+        parameter: the swept quantity's name for reports.
+        reference: the value changes are measured from (default 1.0 when swept, else the first).
+        decoding: max_new_tokens, sampling...; default ``DecodingConfig(do_sample=True)``.
+        batch_size: prompts per batch.
+        progress: show a progress bar.
+    """
+    items = as_items(items)
+    _check_grid(values, seeds, scorers)
+    values = [float(v) for v in values]
+    ref = reference if reference is not None else (1.0 if 1.0 in values else values[0])
+    if ref not in values:
+        raise WorkbenchError(f"reference {ref} is not among the swept values {values}")
+    config = decoding or DecodingConfig(do_sample=True)
+    interventions = {v: factory(v) for v in values}
+    responses: list[SweepResponse] = []
+    with progress_bar("sweep", len(values) * len(seeds), progress) as bar:
+        for v in values:
+            iv = interventions[v]
+            for seed in seeds:
+                gens = generate(
+                    lm,
+                    items,
+                    max_new_tokens=config.max_new_tokens,
+                    do_sample=config.do_sample,
+                    temperature=config.temperature,
+                    top_p=config.top_p,
+                    top_k=config.top_k,
+                    seed=seed,
+                    batch_size=batch_size,
+                    chat_template=config.chat_template,
+                    interventions=[iv] if iv is not None else [],
+                )
+                for item, g in zip(items, gens, strict=True):
+                    scores = {
+                        name: _score(name, s, item, g.response) for name, s in scorers.items()
+                    }
+                    scores.update(truncated=float(g.truncated), n_tokens=float(g.n_tokens))
+                    responses.append(
+                        SweepResponse(v, seed, item.id, g.response, g.truncated, scores)
+                    )
+                bar.advance(1)
+    metrics = (*scorers, *BUILTIN)
+    summaries, comparisons = summarise(
+        [(r.value, r.seed, r.scores) for r in responses], values, list(seeds), metrics, ref
+    )
+    warnings = []
+    if len(seeds) < 2:
+        warnings.append(
+            "one seed: no seed-to-seed spread is measured, so no change can be told from an RNG draw"
+        )
+    if not config.do_sample and len(seeds) > 1:
+        warnings.append(
+            "greedy decoding: every seed gives the same responses (spread 0); sample to measure it"
+        )
+    cut = np.mean([r.truncated for r in responses])
+    if cut > 0:
+        warnings.append(
+            f"{cut:.0%} of responses hit max_new_tokens (truncated): a score change may come from cut responses"
+        )
+    specs = {str(v): _describe(iv) for v, iv in interventions.items()}
+    return SweepResult(
+        parameter=parameter,
+        values=tuple(values),
+        seeds=tuple(seeds),
+        metrics=metrics,
+        reference=ref,
+        summaries=tuple(summaries),
+        comparisons=tuple(comparisons),
+        monotonic={m: monotonicity([s.mean for s in summaries if s.metric == m]) for m in metrics},
+        responses=tuple(responses),
+        decoding={**config.to_json(), "seed": list(seeds), "batch_size": batch_size},
+        interventions=specs,
+        warnings=tuple(warnings),
+    )
+
+
+def intervention_factory(lm: Any, at: Site, targets: Sequence[Any]) -> Factory:
+    """``value -> intervention`` scaling ``targets`` at one site by the value.
+
+    Args:
+        lm: a ``LoadedModel`` or a transformers causal LM.
+        at: ``o_proj`` (targets: ``(layer, head)``, :func:`temper`), ``v_proj``
+            (``(layer, kv_head)``, :func:`scale_values`) or ``mlp`` (layers, :func:`scale_mlp`).
+        targets: what to scale; every target gets the same value.
+    """
+    if not targets:
+        raise WorkbenchError(f"no targets to scale at {at}: pass at least one head or layer")
+    if at == "o_proj":
+        return lambda lam: temper(lm, dict.fromkeys(map(tuple, targets), lam))
+    if at == "v_proj":
+        return lambda lam: scale_values(lm, dict.fromkeys(map(tuple, targets), lam))
+    if at == "mlp":
+        return lambda lam: scale_mlp(lm, dict.fromkeys(targets, lam))
+    raise WorkbenchError(f"unknown site {at!r}: use one of {', '.join(SITES)}")
+
+
+def temper_sweep(
+    lm: Any,
+    items: Sequence[Item | str | Mapping[str, Any]],
+    heads: Sequence[Any],
+    lambdas: Sequence[float],
+    seeds: Sequence[int],
+    scorers: Mapping[str, Scorer],
+    *,
+    at: Site = "o_proj",
+    reference: float | None = None,
+    decoding: DecodingConfig | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> SweepResult:
+    """The paper's tempering sweep: every head in ``heads`` scaled by each lambda, per seed.
+
+    ``at`` moves the same sweep to the value projection or the MLP (see
+    :func:`intervention_factory`); everything else is :func:`sweep`.
+
+    >>> r = temper_sweep(lm, items, [(3, 1)], [0.5, 1.0], [0, 1], {"len": lambda i, r: len(r)})  # doctest: +SKIP
+    >>> r.summary("len", 0.5).mean  # doctest: +SKIP
+    41.5
+    """
+    factory = intervention_factory(lm, at, heads)
+    return sweep(
+        lm,
+        items,
+        factory,
+        lambdas,
+        seeds,
+        scorers,
+        parameter="lambda",
+        reference=reference,
+        decoding=decoding,
+        batch_size=batch_size,
+        progress=progress,
+    )
