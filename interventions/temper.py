@@ -14,6 +14,12 @@ token of ``workbench.generate``.
 :func:`scale_mlp` scales a layer's MLP output (the down-projection), so the same
 sweep can be run at the locations the paper did not test.
 
+Caveat for Gemma-style layers, which normalise the attention output
+(``post_attention_layernorm``) before adding it to the residual stream: that
+norm undoes a uniform scale, so tempering *every* head of a layer (or the only
+key-value head) by one factor changes almost nothing; tempering a subset
+changes how the heads are mixed, not the output's size.
+
 >>> with temper(lm, {(3, 1): 0.5, (5, 2): 0.0}):  # doctest: +SKIP
 ...     gens = generate(lm, items, max_new_tokens=32)
 """
