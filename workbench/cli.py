@@ -39,7 +39,21 @@ def build_app() -> typer.Typer:
     return app
 
 
+def _quiet_libraries() -> None:
+    """Keep stderr for our progress bars and one-line errors (the CLI only, not on import)."""
+    import os
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> None:
+    _quiet_libraries()
     app = build_app()
     try:
         app(args=argv, prog_name="workbench")

@@ -141,6 +141,29 @@ def _dir_fingerprint(path: Path) -> dict[str, Any]:
     return {"path": str(path.resolve()), "fingerprint_sha256": digest.hexdigest()}
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub endpoint accepts a TCP connection (so offline machines fail fast)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection(
+            (url.hostname or "huggingface.co", url.port or 443), timeout=timeout
+        ).close()
+        return True
+    except OSError:
+        return False
+
+
+def _in_hub_cache(repo_id: str, revision: str | None) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "config.json", revision=revision), str)
+
+
 def _load_adapter(model: nn.Module, adapter: str | Path) -> nn.Module:
     if importlib.util.find_spec("peft") is None:
         raise MissingExtraError("peft", "train")
@@ -214,9 +237,21 @@ def load_model(
         target = name
         source = {"hub_id": name, "revision": revision}
         kwargs["revision"] = revision
+        if not _hub_reachable():
+            if not _in_hub_cache(name, revision):
+                raise WorkbenchError(
+                    f"cannot load model {name!r}: it is not an alias ({', '.join(EMBEDDED)}), not a local "
+                    "directory, not in the local HF cache, and the hub is unreachable from this machine"
+                )
+            kwargs["local_files_only"] = True
     try:
         tokenizer = AutoTokenizer.from_pretrained(
-            target, **{k: v for k, v in kwargs.items() if k in ("revision", "trust_remote_code")}
+            target,
+            **{
+                k: v
+                for k, v in kwargs.items()
+                if k in ("revision", "trust_remote_code", "local_files_only")
+            },
         )
         model = AutoModelForCausalLM.from_pretrained(target, **kwargs)
     except (OSError, ValueError) as e:
