@@ -8,6 +8,7 @@ analysed with no model and no GPU.
 (0.63, -0.15)
 """
 
+from probes.axes import load_axes, load_axis
 from probes.crossval import ControlResult, CVResult, cross_validate
 from probes.disposition import (
     GATE_MAX_ASYMMETRY,
@@ -20,6 +21,18 @@ from probes.disposition import (
     gate,
 )
 from probes.estimators import LinearProbe, MassMeanProbe, MLPProbe
+from probes.figures import (
+    auc_collapse_figure,
+    axis_bars_figure,
+    depth_curve_figure,
+    disposition_figure,
+    pca_figure,
+    report_figures,
+    roc_figure,
+    save_html,
+    trial_roc_figure,
+)
+from probes.labels import load_features, load_labels
 from probes.metrics import (
     AUCResult,
     PermutationResult,
@@ -53,14 +66,27 @@ __all__ = [
     "StepResult",
     "TransferResult",
     "Trial",
+    "auc_collapse_figure",
     "auc_score",
     "auc_with_ci",
+    "axis_bars_figure",
     "best_balanced_asymmetry",
     "cross_validate",
+    "depth_curve_figure",
     "diagnose",
+    "disposition_figure",
     "disposition_table",
     "falsify",
     "fit_and_score",
     "gate",
     "label_permutation_null",
+    "load_axes",
+    "load_axis",
+    "load_features",
+    "load_labels",
+    "pca_figure",
+    "report_figures",
+    "roc_figure",
+    "save_html",
+    "trial_roc_figure",
 ]

@@ -102,8 +102,9 @@ def falsify_command(
     """Run the five-step falsification pipeline and write report.json, report.md, figures."""
     from rich.console import Console
 
+    from probes.axes import load_axis
     from probes.estimators import LinearProbe, MassMeanProbe, MLPProbe
-    from probes.labels import load_axis, load_features, load_labels
+    from probes.labels import load_features, load_labels
     from probes.pipeline import falsify
     from workbench.store import atomic_write_bytes
 

@@ -20,7 +20,6 @@ import csv
 import json
 import math
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +30,14 @@ from workbench.store import load_feature_matrix, load_npz
 
 __all__ = [
     "label_fields",
-    "load_axes",
-    "load_axis",
     "load_features",
     "load_labels",
     "parse_spec",
+    "raw_values",
+    "read_label_file",
 ]
 
-_MISSING = object()
+MISSING = object()
 _THRESHOLD = re.compile(r"^(?P<body>.+?)>=(?P<t>[^:>=]+)$")
 
 
@@ -60,7 +59,7 @@ def parse_spec(spec: str) -> tuple[Path, str | None, float | None]:
     return Path(path), field or None, threshold
 
 
-def _read(path: Path) -> Any:
+def read_label_file(path: Path) -> Any:
     if not path.exists():
         raise WorkbenchError(f"label file {path} does not exist: pass an existing file")
     suffix = path.suffix.lower()
@@ -106,7 +105,7 @@ def _flatten(obj: Any, prefix: str = "") -> list[str]:
 
 def label_fields(path: str | Path) -> list[str]:
     """Fields a label file offers (dotted for nested objects), in file order."""
-    data = _read(Path(path))
+    data = read_label_file(Path(path))
     if isinstance(data, dict) and "__csv__" not in data and not _records(data):
         return [k for k, v in data.items() if isinstance(v, list | np.ndarray)]
     records = _records(data) or []
@@ -122,12 +121,12 @@ def _get(rec: Any, field: str) -> Any:
         return rec[field]
     for part in field.split("."):
         if not isinstance(rec, dict) or part not in rec:
-            return _MISSING
+            return MISSING
         rec = rec[part]
     return rec
 
 
-def _raw_values(data: Any, field: str | None, path: Path) -> list[Any] | np.ndarray:
+def raw_values(data: Any, field: str | None, path: Path) -> list[Any] | np.ndarray:
     records = _records(data)
     if records is None and isinstance(data, dict):  # npz arrays or a dict of lists
         if field is None:
@@ -141,7 +140,7 @@ def _raw_values(data: Any, field: str | None, path: Path) -> list[Any] | np.ndar
                 f"{path} holds several fields ({', '.join(arrays)}): name one with PATH:FIELD"
             )
         value = _get(data, field)
-        if value is _MISSING:
+        if value is MISSING:
             fields = ", ".join(k for k in data if isinstance(data[k], list | np.ndarray))
             raise WorkbenchError(
                 f"field {field!r} is not in {path} (it holds {fields}): pass PATH:FIELD with one of them"
@@ -157,7 +156,7 @@ def _raw_values(data: Any, field: str | None, path: Path) -> list[Any] | np.ndar
             )
         return records
     values = [_get(rec, field) for rec in records]
-    if all(v is _MISSING for v in values):
+    if all(v is MISSING for v in values):
         raise WorkbenchError(
             f"field {field!r} is not in {path} (its items hold "
             f"{', '.join(label_fields(path)) or 'no fields'}): pass PATH:FIELD with one of them"
@@ -166,7 +165,7 @@ def _raw_values(data: Any, field: str | None, path: Path) -> list[Any] | np.ndar
 
 
 def _to_float(v: Any, i: int, field: str, path: Path) -> float:
-    if v is _MISSING or v is None or (isinstance(v, str) and not v.strip()):
+    if v is MISSING or v is None or (isinstance(v, str) and not v.strip()):
         return math.nan
     if isinstance(v, bool | np.bool_):
         return float(v)
@@ -202,7 +201,7 @@ def load_labels(spec: str, *, threshold: float | None = None) -> np.ndarray:
     """
     path, field, spec_threshold = parse_spec(spec)
     threshold = spec_threshold if spec_threshold is not None else threshold
-    raw = _raw_values(_read(path), field, path)
+    raw = raw_values(read_label_file(path), field, path)
     name = field or path.name
     if isinstance(raw, np.ndarray):
         if raw.dtype.kind not in "biuf" or raw.ndim != 1:
@@ -223,93 +222,6 @@ def load_labels(spec: str, *, threshold: float | None = None) -> np.ndarray:
             "binarise with --threshold T (or PATH:FIELD>=T); values >= T become 1"
         )
     return values
-
-
-def _axis_field(path: Path, axis: str) -> str:
-    fields = label_fields(path)
-    matches = [f for f in fields if f == axis or f.endswith(f".{axis}")]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        leaves = [f.rsplit(".", 1)[-1] for f in _numeric_fields(path)]
-        leaves = [leaf for leaf in leaves if leaf not in _NOT_AXES]
-        raise WorkbenchError(
-            f"unknown axis {axis!r}: {path} holds {', '.join(leaves) or 'no fields'}; "
-            "pass one of them or NAME=PATH:FIELD"
-        )
-    raise WorkbenchError(
-        f"axis {axis!r} is ambiguous in {path} ({', '.join(matches)}): name the field with PATH:FIELD"
-    )
-
-
-def load_axes(
-    train: str,
-    fresh: str | None,
-    names: Sequence[str] | None = None,
-    *,
-    threshold: float | None = None,
-) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
-    """Per-axis labels for step 3 from a pair of label files (e.g. judge scores).
-
-    Args:
-        train: the training label file; each axis is looked up by name,
-            nested fields included (``scores.<name>``).
-        fresh: the fresh label file, or None.
-        names: axes to load; None loads every numeric field present in both files
-            except ids and the main labels (``i``, ``id``, ``coverage``, ``correct``).
-        threshold: binarising threshold (e.g. 4 for judge scores 1-5, "high" >= 4).
-
-    >>> axes = load_axes("judge_v4_step16.json", "judge_v4_fresh.json", threshold=4)  # doctest: +SKIP
-    >>> sorted(axes)  # doctest: +SKIP
-    ['completeness', 'factual_accuracy', 'hedging_appropriateness', ...]
-    """
-    train_path = parse_spec(train)[0]
-    fresh_path = parse_spec(fresh)[0] if fresh is not None else None
-    if names is None:
-        fields = _numeric_fields(train_path)
-        if fresh_path is not None:
-            in_fresh = set(_numeric_fields(fresh_path))
-            fields = [f for f in fields if f in in_fresh]
-        names = [f.rsplit(".", 1)[-1] for f in fields if f.rsplit(".", 1)[-1] not in _NOT_AXES]
-    out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-    for axis in names:
-        fy = None if fresh_path is None else load_axis(str(fresh_path), axis, threshold=threshold)
-        out[axis] = (load_axis(str(train_path), axis, threshold=threshold), fy)
-    return out
-
-
-def load_axis(spec: str, axis: str, *, threshold: float | None = None) -> np.ndarray:
-    """One axis's labels: ``spec``'s FIELD if given, else the field named ``axis``.
-
-    A field named ``axis`` is found at any depth (``scores.<axis>``); an axis
-    the file does not hold is an error listing the axes it does.
-    """
-    path, field, spec_threshold = parse_spec(spec)
-    if field is None:
-        field = _axis_field(path, axis)
-    t = spec_threshold if spec_threshold is not None else threshold
-    return load_labels(f"{path}:{field}", threshold=t)
-
-
-_NOT_AXES = frozenset({"i", "id", "idx", "index", "coverage", "correct", "labels", "label"})
-
-
-def _numeric_fields(path: Path) -> list[str]:
-    """Fields whose present values are all numbers or booleans."""
-    data = _read(path)
-    out = []
-    for field in label_fields(path):
-        raw = _raw_values(data, field, path)
-        if isinstance(raw, np.ndarray):
-            ok = raw.dtype.kind in "biuf" and raw.ndim == 1
-        else:
-            present = [v for v in raw if v is not _MISSING and v is not None]
-            ok = bool(present) and all(
-                isinstance(v, bool | int | float | np.integer | np.floating) for v in present
-            )
-        if ok:
-            out.append(field)
-    return out
 
 
 def load_features(spec: str) -> np.ndarray:

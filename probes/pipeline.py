@@ -5,22 +5,14 @@ worth believing only if it passes all five. Steps whose inputs are absent are
 ``not run``. Every probe setting (e.g. each ``C``) runs on every trial; the
 setting a verdict rests on is chosen by CV AUC, never by fresh AUC.
 
-Verdicts:
-
-1. *CV*: pooled out-of-fold AUC >= ``CV_MIN_AUC`` (0.63) and its interval
-   above 0.5.
-2. *Fresh*: the gate (fresh AUC >= 0.63 and asymmetry <= -0.15) and fresh
-   AUC above shuffled-label chance (p < 0.05).
-3. *Axes*: per axis, fresh AUC >= 0.63 above chance (the asymmetry is a
-   correctness notion, so not required); the step passes when at least one
-   axis does (CV alone when no fresh labels).
-4. *Layers* and 5. *Second model*: as step 2 on their own features (as
-   step 1 when no fresh set).
+Each step's verdict rule and escape hatch live in :mod:`probes.steps`; the
+failure taxonomy applied to step 2 in :mod:`probes.taxonomy`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -35,35 +27,16 @@ from probes._checks import (
     check_widths,
     pool_layers,
 )
-from probes.crossval import cross_validate
+from probes.crossval import control_task, cross_validate
 from probes.disposition import GATE_MIN_AUC
 from probes.estimators import LinearProbe
-from probes.report import DataSummary, FalsificationReport, ProbeRun, StepResult, Trial
+from probes.report import DataSummary, FalsificationReport, ProbeRun, Trial
+from probes.steps import step_result
 from probes.taxonomy import ALPHA, CHANCE_AUC, CV_MIN_AUC, diagnose
 from probes.transfer import fit_and_score
 from workbench.errors import WorkbenchError
 
-__all__ = ["ESCAPE_HATCHES", "falsify"]
-
-ESCAPE_HATCHES = {
-    "cv": "Rules out 'the signal is an artefact of scoring the items the probe was fitted on': "
-    "held-out folds of the training distribution.",
-    "fresh": "Rules out 'CV only learned quirks of one generator': a probe must score items "
-    "from an independent generator it never saw.",
-    "axes": "Rules out 'correctness was the wrong target': every other behaviour axis gets "
-    "its own probe and its own transfer test.",
-    "layers": "Rules out 'the last layer was the wrong read-out': the mean of the last N "
-    "layers is probed instead.",
-    "second_model": "Rules out 'one model's idiosyncrasy': the same items through a second "
-    "model of another family.",
-}
-TITLES = {
-    "cv": "Within-distribution CV",
-    "fresh": "Fresh held-out set",
-    "axes": "Every label axis",
-    "layers": "Mean of last N layers",
-    "second_model": "Second model",
-}
+__all__ = ["falsify"]
 
 _Pair = tuple[ArrayLike, ArrayLike | None]
 
@@ -129,47 +102,57 @@ def _settings(probe: BaseEstimator, Cs: Sequence[float]) -> list[tuple[str, Base
     return [(type(probe).__name__, clone(probe))]
 
 
-def _run_trial(spec: _TrialSpec, settings, opts: dict, progress) -> Trial:  # type: ignore[no-untyped-def]
-    runs = []
+def _as_given(X: ArrayLike, _what: str) -> ArrayLike:
+    return X
+
+
+def _run_trial(
+    spec: _TrialSpec,
+    settings: list[tuple[str, BaseEstimator]],
+    opts: dict[str, int],
+    progress: Callable[[str], None],
+) -> Trial:
+    X, y = spec.train.X_used, spec.train.y_used
+    folds, seed = opts["folds"], opts["seed"]
+    cvs = []
     for label, est in settings:
-        progress(f"{spec.name}: {label}: {opts['folds']}-fold CV and control task")
-        cv = cross_validate(
-            est,
-            spec.train.X_used,
-            spec.train.y_used,
-            folds=opts["folds"],
-            seed=opts["seed"],
-            n_boot=opts["n_boot"],
-            n_control=opts["n_control"],
-        )
+        progress(f"{spec.name}: {label}: {folds}-fold CV")
+        cvs.append(
+            cross_validate(
+                est, X, y, folds=folds, seed=seed, n_boot=opts["n_boot"],
+                n_perm=opts["n_perm"], n_control=0,
+            )
+        )  # fmt: skip
+    selected = int(np.argmax([cv.auc.auc for cv in cvs]))
+    if opts["n_control"] > 0:
+        label, est = settings[selected]
+        progress(f"{spec.name}: {label}: control task ({opts['n_control']} label shuffles)")
+        control = control_task(est, X, y, folds=folds, seed=seed, n_control=opts["n_control"])
+        cvs[selected] = replace(cvs[selected], control=control)
+    runs = []
+    for (label, est), cv in zip(settings, cvs, strict=True):
         cv_ok = cv.auc.auc >= CV_MIN_AUC and cv.auc.lo > CHANCE_AUC
+        cv_ok = cv_ok and (cv.null is None or cv.null.p_above < ALPHA)
         transfer = transfer_ok = diagnosis = None
         if spec.fresh is not None:
             progress(f"{spec.name}: {label}: fit on train, score fresh")
             transfer = fit_and_score(
-                est,
-                spec.train.X_used,
-                spec.train.y_used,
-                spec.fresh.X_used,
-                spec.fresh.y_used,
-                n_boot=opts["n_boot"],
-                n_perm=opts["n_perm"],
-                seed=opts["seed"],
-            )
+                est, X, y, spec.fresh.X_used, spec.fresh.y_used,
+                n_boot=opts["n_boot"], n_perm=opts["n_perm"], seed=seed,
+            )  # fmt: skip
             beats_chance = transfer.null.p_above < ALPHA
             if spec.criterion == "gate":
                 transfer_ok = transfer.gate.passed and beats_chance
             else:
                 transfer_ok = transfer.auc.auc >= GATE_MIN_AUC and beats_chance
             diagnosis = diagnose(
-                train_y=spec.train.y_used,
+                train_y=y,
                 fresh_y=spec.fresh.y_used,
                 cv_auc=cv.auc,
                 fresh_auc=transfer.auc,
                 asymmetry=transfer.asymmetry,
             )
         runs.append(ProbeRun(label, est.get_params(), cv, cv_ok, transfer, transfer_ok, diagnosis))
-    selected = int(np.argmax([r.cv.auc.auc for r in runs]))
     return Trial(
         name=spec.name,
         features=spec.features,
@@ -179,48 +162,6 @@ def _run_trial(spec: _TrialSpec, settings, opts: dict, progress) -> Trial:  # ty
         runs=tuple(runs),
         selected=selected,
     )
-
-
-def _numbers(trial: Trial, use_transfer: bool) -> str:
-    r = trial.best
-    if use_transfer and r.transfer is not None:
-        t = r.transfer
-        a = t.asymmetry
-        asym = "undefined" if a.value is None else f"{a.value:.3f} at threshold {a.threshold:.2f}"
-        return (
-            f"fresh AUC {t.auc} ({r.label}; {t.auc.n_pos}/{t.auc.n_pos + t.auc.n_neg} positive), "
-            f"shuffled-label chance {t.null.null_mean:.3f} (p = {t.null.p_above:.3f}); "
-            f"asymmetry {asym}; gate {'passed' if t.gate.passed else 'failed'}"
-        )
-    ctrl = f", control task {r.cv.control.mean:.3f}" if r.cv.control else ""
-    return f"CV AUC {r.cv.auc} ({r.label}{ctrl})"
-
-
-def _step(number: int, name: str, trials: list[Trial], use_transfer: bool = True) -> StepResult:
-    hatch, title = ESCAPE_HATCHES[name], TITLES[name]
-    if not trials:
-        return StepResult(number, name, title, "not run", hatch, "Inputs not given.")
-    if name == "cv":
-        verdict = "pass" if trials[0].best.cv_passed else "fail"
-        summary = _numbers(trials[0], use_transfer=False)
-    elif name == "axes":
-        passed = [t.name.removeprefix("axis:") for t in trials if t.verdict == "pass"]
-        verdict = "pass" if passed else "fail"
-        parts = [f"{t.name.removeprefix('axis:')}: {_auc_pair(t)}" for t in trials]
-        summary = (
-            f"{len(passed)} of {len(trials)} axes hold ({', '.join(passed) or 'none'}); "
-            + "; ".join(parts)
-        )
-    else:
-        verdict = trials[0].verdict
-        summary = _numbers(trials[0], use_transfer)
-    return StepResult(number, name, title, verdict, hatch, summary, tuple(t.name for t in trials))
-
-
-def _auc_pair(t: Trial) -> str:
-    r = t.best
-    fresh = f", fresh {r.transfer.auc.auc:.3f}" if r.transfer is not None else ""
-    return f"CV {r.cv.auc.auc:.3f}{fresh} ({t.verdict})"
 
 
 def falsify(
@@ -268,8 +209,9 @@ def falsify(
         folds: stratified CV folds.
         seed: seed of folds, bootstrap, shuffles.
         n_boot: bootstrap resamples per AUC interval.
-        n_perm: label shuffles per fresh AUC and asymmetry null.
-        n_control: shuffled-label CV runs (the control task) per setting.
+        n_perm: label shuffles per AUC null (CV and fresh) and asymmetry null.
+        n_control: shuffled-label CV refits (the control task), run for the
+            setting chosen by CV in each trial.
         blas_threads: BLAS threads while fitting (restored afterwards). Probe
             fits are small matrix products where one thread is fastest and
             threads fight other processes for cores; None keeps the default.
@@ -287,14 +229,13 @@ def falsify(
     if folds < 2:
         raise WorkbenchError(f"folds={folds}: stratified CV needs at least 2 folds")
     report = progress or (lambda _msg: None)
-    keep = lambda X, _what: X  # noqa: E731
     if (fresh_X is None) != (fresh_y is None):
         raise WorkbenchError("fresh_X and fresh_y go together: pass both or neither")
     main = _TrialSpec(
         "main",
         "train features",
         "gate",
-        *_pair((train_X, fresh_X), (train_y, fresh_y), "", folds, keep),
+        *_pair((train_X, fresh_X), (train_y, fresh_y), "", folds, _as_given),
     )
     specs: dict[str, list[_TrialSpec]] = {"axes": [], "layers": [], "second_model": []}
     for name, (ty, fy) in (axes or {}).items():
@@ -303,18 +244,29 @@ def falsify(
                 f"axis {name!r} has fresh labels but no fresh features: pass fresh_X"
             )
         pair = _pair(
-            (train_X, fresh_X if fy is not None else None), (ty, fy), f"axis {name!r}", folds, keep
+            (train_X, fresh_X if fy is not None else None),
+            (ty, fy),
+            f"axis {name!r}",
+            folds,
+            _as_given,
         )
         specs["axes"].append(_TrialSpec(f"axis:{name}", "train features", "auc", *pair))
     if layers is not None:
-        pool = lambda L, what: pool_layers(L, n_last_layers, what)  # noqa: E731
+
+        def pool(L: ArrayLike, what: str) -> ArrayLike:
+            return pool_layers(L, n_last_layers, what)
+
         pair = _pair(layers, (train_y, fresh_y), "layers", folds, pool)
-        specs["layers"].append(
-            _TrialSpec("layers", f"mean of last {n_last_layers} layers", "gate", *pair)
+        shape = np.shape(layers[0])
+        what = (
+            f"mean of last {n_last_layers} of {shape[1]} layers"
+            if len(shape) == 3
+            else "layer features pooled by the caller"
         )
+        specs["layers"].append(_TrialSpec("layers", what, "gate", *pair))
     if second_model is not None:
         labels = second_model_labels or (train_y, fresh_y)
-        pair = _pair(second_model, labels, "second-model", folds, keep)
+        pair = _pair(second_model, labels, "second-model", folds, _as_given)
         specs["second_model"].append(
             _TrialSpec("second_model", "second model's features", "gate", *pair)
         )
@@ -332,11 +284,11 @@ def falsify(
         done = {k: [_run_trial(s, settings, opts, report) for s in v] for k, v in specs.items()}
     has_fresh = main.fresh is not None
     steps = (
-        _step(1, "cv", [main_trial]),
-        _step(2, "fresh", [main_trial] if has_fresh else []),
-        _step(3, "axes", done["axes"]),
-        _step(4, "layers", done["layers"]),
-        _step(5, "second_model", done["second_model"]),
+        step_result(1, "cv", [main_trial]),
+        step_result(2, "fresh", [main_trial] if has_fresh else []),
+        step_result(3, "axes", done["axes"]),
+        step_result(4, "layers", done["layers"]),
+        step_result(5, "second_model", done["second_model"]),
     )
     trials = (main_trial, *done["axes"], *done["layers"], *done["second_model"])
     first = settings[0][1]
@@ -345,6 +297,6 @@ def falsify(
         "probe_params": {k: v for k, v in first.get_params().items() if k != "C"},
         "Cs": [float(c) for c in Cs] if "C" in first.get_params() else None,
         **opts,
-        "n_last_layers": n_last_layers if layers is not None else None,
+        "n_last_layers": n_last_layers if layers is not None and np.ndim(layers[0]) == 3 else None,
     }
     return FalsificationReport(steps, trials, main_trial.best.diagnosis, config)

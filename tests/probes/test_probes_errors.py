@@ -3,6 +3,9 @@
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +13,7 @@ import pytest
 from probes import falsify
 from workbench.errors import WorkbenchError
 
+REPO = Path(__file__).resolve().parents[2]
 FAST = {"n_boot": 50, "n_perm": 50, "n_control": 0}
 
 
@@ -143,15 +147,49 @@ def test_cli_errors_exit_2_and_write_nothing(files, tmp_path, run_cli, case):
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_cli_axis_sweep_runs(files, tmp_path, run_cli):
+def test_cli_runs_all_five_steps(files, tmp_path, run_cli, good):
+    (X, y), (Xf, yf) = good
+    rng = np.random.default_rng(3)
+    np.savez(
+        files / "layers_train.npz", X=np.stack([X + rng.normal(size=X.shape) * 0.1] * 4, axis=1)
+    )
+    np.savez(
+        files / "layers_fresh.npz", X=np.stack([Xf + rng.normal(size=Xf.shape) * 0.1] * 4, axis=1)
+    )
+    np.savez(files / "m2_train.npz", X=X[:, ::-1])
+    np.savez(files / "m2_fresh.npz", X=Xf[:, ::-1])
     out = tmp_path / "out"
     axis = f"acc={files}/judge_train.json,{files}/judge_fresh.json"
     code, err = run_cli(
-        *cli_args(files, out, **{"--axis": axis, "--axis-threshold": 4}), "--no-figures"
-    )
+        *cli_args(files, out, **{"--axis": axis, "--axis-threshold": 4}),
+        "--layers-train", files / "layers_train.npz", "--layers-fresh", files / "layers_fresh.npz",
+        "--last-n", "2",
+        "--second-model-train", files / "m2_train.npz", "--second-model-fresh", files / "m2_fresh.npz",
+        "--no-figures",
+    )  # fmt: skip
     assert code == 0, err
     doc = json.loads((out / "report.json").read_text())
-    assert doc["trials"]["axis:acc"]["train"]["n_pos"] == int(
-        np.load(files / "train.npz")["y"].sum()
-    )
+    assert [s["verdict"] for s in doc["steps"]] == ["pass"] * 5
+    assert doc["trials"]["axis:acc"]["train"]["n_pos"] == int(y.sum())
+    assert doc["trials"]["layers"]["features"] == "mean of last 2 of 4 layers"
+    assert doc["config"]["n_last_layers"] == 2
     assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md"]
+
+
+@pytest.mark.slow
+def test_real_entry_point_exits_2(files, tmp_path):
+    """``python -m workbench falsify`` with bad input: one line on stderr, exit code 2."""
+    out = tmp_path / "out"
+    args = cli_args(files, out, **{"--fresh": files / "narrow.npz"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "workbench", *args], capture_output=True, text=True, cwd=REPO
+    )
+    if "unexpected extra argument" in proc.stderr:
+        pytest.skip("the workbench CLI has a single command registered so far")
+    assert proc.returncode == 2, proc.stderr
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: train features are 5 wide but fresh features are 3 wide")
+    )
+    assert not out.exists()

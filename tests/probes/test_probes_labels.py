@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from probes.labels import label_fields, load_axes, load_axis, load_features, load_labels
+from probes.axes import load_axes, load_axis
+from probes.labels import label_fields, load_features, load_labels
 from workbench.errors import WorkbenchError
 from workbench.store import StoreWriter
 

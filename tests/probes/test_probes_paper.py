@@ -17,7 +17,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from probes import falsify
-from probes.labels import load_axes, load_features, load_labels
+from probes.axes import load_axes
+from probes.labels import load_features, load_labels
 
 PUBLISHED = {1.0: (0.5187, -0.161, 0.06), 0.1: (0.5048, -0.188, 0.16)}
 AXES = ["factual_accuracy", "hedging_appropriateness", "pedagogical_framing",

@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from probes import LinearProbe, MassMeanProbe, MLPProbe, cross_validate, falsify
-from probes.pipeline import ESCAPE_HATCHES
+from probes.steps import ESCAPE_HATCHES
 from workbench.errors import WorkbenchError
 
 FAST = {"n_boot": 200, "n_perm": 200, "n_control": 2}
@@ -45,7 +45,7 @@ def test_all_five_steps(sets):
         r.axis("other")
     # step 4 pooled the last 3 of 6 layers
     layers = r.trial("layers")
-    assert layers.features == "mean of last 3 layers" and layers.train.width == X.shape[1]
+    assert layers.features == "mean of last 3 of 6 layers" and layers.train.width == X.shape[1]
 
 
 def test_steps_without_inputs_are_not_run(sets):
@@ -74,6 +74,11 @@ def test_setting_is_selected_by_cv_never_by_fresh(sets):
     assert main.selected == int(np.argmax(cv_aucs))
     assert [run.label for run in main.runs] == ["C=1", "C=0.001", "C=0.1"]
     assert r.diagnosis == main.best.diagnosis
+    # chance beside every AUC: shuffled labels for every run, the refit control for the chosen one
+    assert all(run.cv.null is not None and run.transfer.null is not None for run in main.runs)
+    assert [run.cv.control is not None for run in main.runs] == [
+        i == main.selected for i in range(3)
+    ]
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -137,6 +142,9 @@ def test_json_has_the_documented_keys(sets):
         "auc", "null", "asymmetry", "gate", "disposition", "assert_threshold", "scores", "labels"
     }  # fmt: skip
     assert set(run["cv"]["auc"]) >= {"auc", "lo", "hi", "n_pos", "n_neg"}
+    assert set(run["cv"]) == {
+        "auc", "fold_aucs", "control", "null", "selectivity", "folds", "scores", "labels"
+    }  # fmt: skip
     assert set(doc["diagnosis"]) == {"verdict", "flags", "explanation", "evidence"}
     assert "axis:a" in doc["trials"]
     md = r.to_markdown()

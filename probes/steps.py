@@ -1,0 +1,85 @@
+"""The five steps: the escape hatch each closes, and its verdict from its trials.
+
+Verdicts (the run each rests on is the trial's, chosen by CV AUC):
+
+1. *CV*: pooled out-of-fold AUC >= ``CV_MIN_AUC`` (0.63), its interval above
+   0.5 and the AUC above shuffled-label chance (p < 0.05).
+2. *Fresh*: the gate (fresh AUC >= 0.63 and asymmetry <= -0.15) and fresh
+   AUC above shuffled-label chance (p < 0.05).
+3. *Axes*: per axis, fresh AUC >= 0.63 above chance (the asymmetry is a
+   correctness notion, so not required); the step passes when at least one
+   axis does (CV alone when an axis has no fresh labels).
+4. *Layers* and 5. *Second model*: as step 2 on their own features (as step 1
+   when no fresh set).
+"""
+
+from __future__ import annotations
+
+from probes.report import StepResult, Trial
+
+__all__ = ["ESCAPE_HATCHES", "TITLES", "step_result"]
+
+ESCAPE_HATCHES = {
+    "cv": "Rules out 'the signal is an artefact of scoring the items the probe was fitted on': "
+    "held-out folds of the training distribution.",
+    "fresh": "Rules out 'CV only learned quirks of one generator': a probe must score items "
+    "from an independent generator it never saw.",
+    "axes": "Rules out 'correctness was the wrong target': every other behaviour axis gets "
+    "its own probe and its own transfer test.",
+    "layers": "Rules out 'the last layer was the wrong read-out': the mean of the last N "
+    "layers is probed instead.",
+    "second_model": "Rules out 'one model's idiosyncrasy': the same items through a second "
+    "model of another family.",
+}
+TITLES = {
+    "cv": "Within-distribution CV",
+    "fresh": "Fresh held-out set",
+    "axes": "Every label axis",
+    "layers": "Mean of last N layers",
+    "second_model": "Second model",
+}
+
+
+def _numbers(trial: Trial, use_transfer: bool) -> str:
+    r = trial.best
+    if use_transfer and r.transfer is not None:
+        t = r.transfer
+        a = t.asymmetry
+        asym = "undefined" if a.value is None else f"{a.value:.3f} at threshold {a.threshold:.2f}"
+        return (
+            f"fresh AUC {t.auc} ({r.label}; {t.auc.n_pos}/{t.auc.n_pos + t.auc.n_neg} positive), "
+            f"shuffled-label chance {t.null.null_mean:.3f} (p = {t.null.p_above:.3f}); "
+            f"asymmetry {asym}; gate {'passed' if t.gate.passed else 'failed'}"
+        )
+    ctrl = f", control task {r.cv.control.mean:.3f}" if r.cv.control else ""
+    return f"CV AUC {r.cv.auc} ({r.label}{ctrl})"
+
+
+def step_result(
+    number: int, name: str, trials: list[Trial], use_transfer: bool = True
+) -> StepResult:
+    """A step's verdict and summary sentence from the trials it rests on."""
+    hatch, title = ESCAPE_HATCHES[name], TITLES[name]
+    if not trials:
+        return StepResult(number, name, title, "not run", hatch, "Inputs not given.")
+    if name == "cv":
+        verdict = "pass" if trials[0].best.cv_passed else "fail"
+        summary = _numbers(trials[0], use_transfer=False)
+    elif name == "axes":
+        passed = [t.name.removeprefix("axis:") for t in trials if t.verdict == "pass"]
+        verdict = "pass" if passed else "fail"
+        parts = [f"{t.name.removeprefix('axis:')}: {_auc_pair(t)}" for t in trials]
+        summary = (
+            f"{len(passed)} of {len(trials)} axes hold ({', '.join(passed) or 'none'}); "
+            + "; ".join(parts)
+        )
+    else:
+        verdict = trials[0].verdict
+        summary = _numbers(trials[0], use_transfer)
+    return StepResult(number, name, title, verdict, hatch, summary, tuple(t.name for t in trials))
+
+
+def _auc_pair(t: Trial) -> str:
+    r = t.best
+    fresh = f", fresh {r.transfer.auc.auc:.3f}" if r.transfer is not None else ""
+    return f"CV {r.cv.auc.auc:.3f}{fresh} ({t.verdict})"
