@@ -95,8 +95,10 @@ def falsify_command(
     folds: Annotated[int, typer.Option(help="Stratified CV folds.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of folds, bootstrap, shuffles.")] = 0,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples per AUC.")] = 1000,
-    n_perm: Annotated[int, typer.Option(help="Label shuffles per fresh null.")] = 1000,
-    n_control: Annotated[int, typer.Option(help="Control-task CV runs per setting.")] = 5,
+    n_perm: Annotated[int, typer.Option(help="Label shuffles per AUC and asymmetry null.")] = 1000,
+    n_control: Annotated[
+        int, typer.Option(help="Control-task refits (shuffled labels) of the chosen setting.")
+    ] = 5,
     figures: Annotated[bool, typer.Option(help="Write the HTML figures.")] = True,
 ) -> None:
     """Run the five-step falsification pipeline and write report.json, report.md, figures."""

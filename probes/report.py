@@ -161,6 +161,10 @@ class StepResult:
         }
 
 
+def _counts(d: DataSummary | None) -> str:
+    return "-" if d is None else f"{d.n_pos} / {d.n_labelled} ({d.n})"
+
+
 @dataclass(frozen=True)
 class FalsificationReport:
     """Everything :func:`probes.falsify` found; see the module docstring for the JSON keys."""
@@ -245,14 +249,28 @@ class FalsificationReport:
             ]
         lines += [
             "",
+            "## Data",
+            "",
+            "| trial | features | train: positive / labelled (items) | fresh: positive / labelled (items) |",
+            "| --- | --- | --- | --- |",
+        ]
+        for t in self.trials:
+            sets = [_counts(d) for d in (t.train, t.fresh)]
+            lines.append(f"| {t.name} | {t.features} | {sets[0]} | {sets[1]} |")
+        lines += [
+            "",
             "## Trials",
             "",
-            "| trial | run | CV AUC [95% CI] | control AUC | fresh AUC [95% CI] | chance (95% of shuffles) | asymmetry @ threshold | gate |",
+            "Chance is measured, not assumed: p is the share of label shuffles scoring at "
+            "least the observed AUC; the control task refits the chosen setting on shuffled labels.",
+            "",
+            "| trial | run | CV AUC [95% CI] (p) | control AUC | fresh AUC [95% CI] | fresh chance (95% of shuffles, p) | asymmetry @ threshold | gate |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for t in self.trials:
             for i, r in enumerate(t.runs):
                 mark = " *" if i == t.selected else ""
+                cv = f"{r.cv.auc}" + (f" (p={r.cv.null.p_above:.3f})" if r.cv.null else "")
                 ctrl = f"{r.cv.control.mean:.3f}" if r.cv.control else "-"
                 fresh = chance = asym = gate = "-"
                 if r.transfer is not None:
@@ -265,7 +283,7 @@ class FalsificationReport:
                     asym = "undefined" if a.value is None else f"{a.value:.3f} @ {a.threshold:.2f}"
                     gate = "pass" if tr.gate.passed else "fail"
                 lines.append(
-                    f"| {t.name} | {r.label}{mark} | {r.cv.auc} | {ctrl} | {fresh} | {chance} "
+                    f"| {t.name} | {r.label}{mark} | {cv} | {ctrl} | {fresh} | {chance} "
                     f"| {asym} | {gate} |"
                 )
         lines += ["", "\\* the run chosen by CV AUC.", ""]
