@@ -120,9 +120,8 @@ def test_bad_model_site_context_and_manifest(tiny_dir, tmp_path, items_file):
 
 
 def test_unsupported_layout_names_the_override(tmp_path, items_file):
-    from transformers import BertConfig, BertLMHeadModel
-
     from support import tiny_tokenizer
+    from transformers import BertConfig, BertLMHeadModel
 
     path = tmp_path / "bert"
     config = BertConfig(vocab_size=261, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
