@@ -9,6 +9,18 @@ import pytest
 import torch
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread while these tests run (restored after each): on a shared 2-core
+    machine, OpenMP threads spin against other processes and small forwards run ~50x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def input_ids() -> torch.Tensor:
     """Two unpadded rows of 10 ordinary byte tokens."""
