@@ -3,9 +3,6 @@
 
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +10,6 @@ import pytest
 from probes import falsify
 from workbench.errors import WorkbenchError
 
-REPO = Path(__file__).resolve().parents[2]
 FAST = {"n_boot": 50, "n_perm": 50, "n_control": 0}
 
 
@@ -174,22 +170,3 @@ def test_cli_runs_all_five_steps(files, tmp_path, run_cli, good):
     assert doc["trials"]["layers"]["features"] == "mean of last 2 of 4 layers"
     assert doc["config"]["n_last_layers"] == 2
     assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md"]
-
-
-@pytest.mark.slow
-def test_real_entry_point_exits_2(files, tmp_path):
-    """``python -m workbench falsify`` with bad input: one line on stderr, exit code 2."""
-    out = tmp_path / "out"
-    args = cli_args(files, out, **{"--fresh": files / "narrow.npz"})
-    proc = subprocess.run(
-        [sys.executable, "-m", "workbench", *args], capture_output=True, text=True, cwd=REPO
-    )
-    if "unexpected extra argument" in proc.stderr:
-        pytest.skip("the workbench CLI has a single command registered so far")
-    assert proc.returncode == 2, proc.stderr
-    assert (
-        proc.stderr.strip()
-        .splitlines()[-1]
-        .startswith("error: train features are 5 wide but fresh features are 3 wide")
-    )
-    assert not out.exists()
