@@ -176,8 +176,6 @@ def temper_command(
     scorers = {"asserts": lambda it, r: classify_verbal(r) == "assert"}
     if all("family" in it.labels for it in item_list):
         scorers["correct"] = check_item
-    else:
-        console.print("note: items carry no 'family' label, so correctness is not scored")
     lm = load_model(model, device=device, dtype=dtype)
     result = temper_sweep(
         lm,
@@ -200,6 +198,8 @@ def temper_command(
             if s.metric == metric
         )
         console.print(f"{metric} ({result.monotonic[metric]}): {row}")
+    if "correct" not in scorers:
+        console.print("note: items carry no 'family' label, so correctness was not scored")
     for w in result.warnings:
         console.print(f"warning: {w}")
     verdict = "at least one" if result.any_exceeds else "no"
