@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
-
 REPO = Path(__file__).resolve().parent.parent
 ARCHES = ("llama", "qwen3", "qwen3_5", "gemma3", "gemma4", "gpt2")
 
@@ -89,6 +87,7 @@ def tiny_config(arch: str):
 
 def build_tiny(arch: str, seed: int = 0):
     """A :class:`LoadedModel` around a tiny random-init model of ``arch`` (float32, eval)."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     from workbench.models import wrap_model

@@ -28,6 +28,10 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
         add_completion=False,
     )
+
+    @app.callback()
+    def _root() -> None:
+        """Capture h_last and o_proj head inputs, falsify probes honestly, attribute and temper heads."""
     for name in _COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
