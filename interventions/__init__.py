@@ -10,9 +10,9 @@ from interventions.attribution import (
     HeadScore,
     attribute_heads,
     cohens_d,
-    cohorts_from_labels,
 )
 from interventions.base import Intervention
+from interventions.cohorts import cohorts_from_labels
 from interventions.figures import (
     attribution_figure,
     head_heatmap,
@@ -26,15 +26,15 @@ from interventions.report import write_attribution_report, write_sidecar_report,
 from interventions.sidecar import DEFAULT_HEDGE_PREFIX, SidecarResult, gate_responses, sidecar
 from interventions.stats import Comparison, MetricSummary, monotonicity, summarise
 from interventions.steering import mass_mean_direction, probe_direction, steer
-from interventions.sweep import (
+from interventions.sweep import SweepResponse, SweepResult, sweep, temper_sweep
+from interventions.temper import (
     SITES,
-    SweepResponse,
-    SweepResult,
     intervention_factory,
-    sweep,
-    temper_sweep,
+    parse_head,
+    scale_mlp,
+    scale_values,
+    temper,
 )
-from interventions.temper import parse_head, scale_mlp, scale_values, temper
 
 __all__ = [
     "DEFAULT_HEDGE_PREFIX",

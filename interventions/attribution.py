@@ -34,6 +34,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from interventions.activations import as_layers, pool_tokens
+from interventions.cohorts import as_mask, check_cohorts
 from workbench.errors import WorkbenchError
 
 __all__ = [
@@ -42,7 +43,6 @@ __all__ = [
     "HeadScore",
     "attribute_heads",
     "cohens_d",
-    "cohorts_from_labels",
 ]
 
 Ranking = Literal["magnitude", "directional", "directional_heldout"]
@@ -188,44 +188,6 @@ class HeadAttribution:
         }
 
 
-def _as_mask(cohort: ArrayLike, n: int, name: str) -> np.ndarray:
-    arr = np.asarray(cohort)
-    if arr.dtype == bool:
-        if arr.shape != (n,):
-            raise WorkbenchError(
-                f"cohort {name!r} mask has shape {arr.shape}, the activations hold {n} items: "
-                "pass one boolean per item"
-            )
-        return arr
-    if arr.dtype.kind not in "iu" or arr.ndim != 1:
-        raise WorkbenchError(f"cohort {name!r}: pass a boolean mask or integer item indices")
-    if arr.size and (arr.min() < 0 or arr.max() >= n):
-        raise WorkbenchError(
-            f"cohort {name!r} holds index {int(arr.max())} but there are {n} items"
-        )
-    mask = np.zeros(n, dtype=bool)
-    mask[arr] = True
-    return mask
-
-
-def _check_cohorts(a: np.ndarray, b: np.ndarray, names: tuple[str, str]) -> None:
-    for mask, name in zip((a, b), names, strict=True):
-        if mask.sum() == 0:
-            raise WorkbenchError(
-                f"cohort {name!r} is empty: no item has that label combination; check the labels "
-                "or compare other cohorts"
-            )
-        if mask.sum() < 2:
-            raise WorkbenchError(
-                f"cohort {name!r} has {int(mask.sum())} item: Cohen's d needs at least 2 items "
-                "per cohort (a variance); add items"
-            )
-    if (a & b).any():
-        raise WorkbenchError(
-            f"cohorts {names[0]!r} and {names[1]!r} share {int((a & b).sum())} items: they must be disjoint"
-        )
-
-
 def _fold_ids(mask: np.ndarray, folds: int, rng: np.random.Generator) -> np.ndarray:
     ids = np.full(mask.size, -1)
     where = rng.permutation(np.flatnonzero(mask))
@@ -271,11 +233,18 @@ def attribute_heads(
         folds: folds of ``directional_d_heldout``; 0 skips it (so does a cohort
             with fewer items than folds).
         seed: seed of the fold assignment.
+
+    >>> store = FeatureStore("runs/feats")  # doctest: +SKIP
+    >>> acts = layers_from_features({s: store.load(s) for s in store.sites}, n_layers=30)  # doctest: +SKIP
+    >>> cohorts = cohorts_from_labels(correct, verbal)  # doctest: +SKIP
+    >>> attr = attribute_heads(acts, cohorts["cw"], cohorts["cr"])  # doctest: +SKIP
+    >>> attr.export("magnitude", k=3)  # doctest: +SKIP
+    [(16, 5, 0.599), (20, 7, 0.5965), (3, 3, 0.4369)]
     """
     layers = as_layers(activations)
     n = next(iter(layers.values())).shape[0]
-    a, b = _as_mask(cohort_a, n, names[0]), _as_mask(cohort_b, n, names[1])
-    _check_cohorts(a, b, names)
+    a, b = as_mask(cohort_a, n, names[0]), as_mask(cohort_b, n, names[1])
+    check_cohorts(a, b, names)
     use_folds = folds if folds >= 2 and min(a.sum(), b.sum()) >= folds else 0
     heads: list[HeadScore] = []
     n_tokens = 0
@@ -317,54 +286,3 @@ def attribute_heads(
         collinear_cos=collinear_cos,
         folds=use_folds,
     )
-
-
-def _binary(values: ArrayLike, what: str) -> np.ndarray:
-    """0/1 with NaN for missing; ``assert``/``hedge`` read as 1/0."""
-    raw = np.asarray(values, dtype=object).ravel()
-    out = np.full(raw.size, np.nan)
-    for i, v in enumerate(raw):
-        if isinstance(v, str):
-            key = v.strip().lower()
-            if key not in ("assert", "hedge"):
-                raise WorkbenchError(f"{what} value {v!r} at item {i}: use 'assert'/'hedge' or 1/0")
-            out[i] = float(key == "assert")
-        elif v is None or (isinstance(v, float) and np.isnan(v)):
-            continue
-        elif isinstance(v, bool | np.bool_ | int | np.integer | float | np.floating) and v in (
-            0,
-            1,
-        ):
-            out[i] = float(v)
-        else:
-            raise WorkbenchError(f"{what} value {v!r} at item {i} is not 0/1: binarise it first")
-    return out
-
-
-def cohorts_from_labels(
-    correct: ArrayLike, verbal: ArrayLike | None = None
-) -> dict[str, np.ndarray]:
-    """Cohort masks from correctness and verbal labels (NaN/None = unlabelled, in no cohort).
-
-    Returns ``right`` and ``wrong``, and with ``verbal`` the paper's four:
-    ``cr`` (correct, asserted), ``cw`` (wrong, asserted), ``hr``, ``hw`` (hedged).
-
-    >>> c = cohorts_from_labels([1, 0, 0, 1], ["assert", "assert", "hedge", "hedge"])
-    >>> c["cw"].tolist(), c["hr"].tolist()
-    ([False, True, False, False], [False, False, False, True])
-    """
-    c = _binary(correct, "correct")
-    out = {"right": c == 1, "wrong": c == 0}
-    if verbal is not None:
-        v = _binary(verbal, "verbal")
-        if v.size != c.size:
-            raise WorkbenchError(
-                f"correct has {c.size} items but verbal has {v.size}: pass both for the same items"
-            )
-        out.update(
-            cr=(c == 1) & (v == 1),
-            cw=(c == 0) & (v == 1),
-            hr=(c == 1) & (v == 0),
-            hw=(c == 0) & (v == 0),
-        )
-    return out

@@ -63,7 +63,8 @@ def attribute_command(
     from rich.console import Console
 
     from interventions.activations import layers_from_features
-    from interventions.attribution import attribute_heads, cohorts_from_labels
+    from interventions.attribution import attribute_heads
+    from interventions.cohorts import cohorts_from_labels
     from interventions.head_probes import head_probes
     from interventions.report import write_attribution_report
     from probes.labels import load_labels
@@ -146,8 +147,8 @@ def temper_command(
 
     from interventions.base import check_factor
     from interventions.report import write_sweep_report
-    from interventions.sweep import SITES, temper_sweep
-    from interventions.temper import parse_head
+    from interventions.sweep import temper_sweep
+    from interventions.temper import SITES, parse_head
     from workbench.domains import check_item
     from workbench.generation import DecodingConfig
     from workbench.items import read_items

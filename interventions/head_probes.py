@@ -127,6 +127,10 @@ def head_probes(
         folds: stratified folds of the CV scores.
         seed: seed of the fold split and the bootstrap.
         n_boot: bootstrap resamples of each AUC interval.
+
+    >>> result = head_probes(acts, cw_vs_cr, fresh=fresh_acts, fresh_labels=fresh_y)  # doctest: +SKIP
+    >>> result.export(k=2)  # doctest: +SKIP
+    [(12, 4, 0.71), (9, 0, 0.66)]
     """
     if folds < 2:
         raise WorkbenchError(f"folds={folds}: cross-validation needs at least 2 folds")

@@ -25,23 +25,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from interventions.stats import Comparison, MetricSummary, monotonicity, summarise
-from interventions.temper import scale_mlp, scale_values, temper
+from interventions.temper import Site, intervention_factory
 from workbench.errors import WorkbenchError
 from workbench.generation import DecodingConfig, generate
 from workbench.items import Item, as_items
 from workbench.progress import progress_bar
 
-__all__ = ["SITES", "SweepResponse", "SweepResult", "intervention_factory", "sweep", "temper_sweep"]
+__all__ = ["SweepResponse", "SweepResult", "sweep", "temper_sweep"]
 
 Scorer = Callable[[Item, str], float | bool]
-Factory = Callable[[float], AbstractContextManager[Any] | None]
-Site = Literal["o_proj", "v_proj", "mlp"]
-SITES: tuple[Site, ...] = ("o_proj", "v_proj", "mlp")
 BUILTIN = ("truncated", "n_tokens")
 
 
@@ -175,7 +172,7 @@ def _check_grid(
 def sweep(
     lm: Any,
     items: Sequence[Item | str | Mapping[str, Any]],
-    factory: Factory,
+    factory: Callable[[float], AbstractContextManager[Any] | None],
     values: Sequence[float],
     seeds: Sequence[int],
     scorers: Mapping[str, Scorer],
@@ -201,6 +198,12 @@ def sweep(
         decoding: max_new_tokens, sampling...; default ``DecodingConfig(do_sample=True)``.
         batch_size: prompts per batch.
         progress: show a progress bar.
+
+    >>> v = mass_mean_direction(X_layer10, correct)  # doctest: +SKIP
+    >>> result = sweep(lm, items, lambda a: steer(lm, 10, v, alpha=a), [0.0, 4.0], [0, 1],  # doctest: +SKIP
+    ...                scorers, parameter="alpha", reference=0.0)
+    >>> result.monotonic["asserts"]  # doctest: +SKIP
+    'increasing'
     """
     items = as_items(items)
     _check_grid(values, seeds, scorers)
@@ -270,26 +273,6 @@ def sweep(
         interventions=specs,
         warnings=tuple(warnings),
     )
-
-
-def intervention_factory(lm: Any, at: Site, targets: Sequence[Any]) -> Factory:
-    """``value -> intervention`` scaling ``targets`` at one site by the value.
-
-    Args:
-        lm: a ``LoadedModel`` or a transformers causal LM.
-        at: ``o_proj`` (targets: ``(layer, head)``, :func:`temper`), ``v_proj``
-            (``(layer, kv_head)``, :func:`scale_values`) or ``mlp`` (layers, :func:`scale_mlp`).
-        targets: what to scale; every target gets the same value.
-    """
-    if not targets:
-        raise WorkbenchError(f"no targets to scale at {at}: pass at least one head or layer")
-    if at == "o_proj":
-        return lambda lam: temper(lm, dict.fromkeys(map(tuple, targets), lam))
-    if at == "v_proj":
-        return lambda lam: scale_values(lm, dict.fromkeys(map(tuple, targets), lam))
-    if at == "mlp":
-        return lambda lam: scale_mlp(lm, dict.fromkeys(targets, lam))
-    raise WorkbenchError(f"unknown site {at!r}: use one of {', '.join(SITES)}")
 
 
 def temper_sweep(

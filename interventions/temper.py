@@ -14,6 +14,10 @@ token of ``workbench.generate``.
 :func:`scale_mlp` scales a layer's MLP output (the down-projection), so the same
 sweep can be run at the locations the paper did not test.
 
+``generate(..., capture=["head_in(L)"], interventions=[temper(...)])`` reads
+the scaled input at a tempered layer (what ``o_proj`` consumed): capture hooks
+are attached inside the interventions, so they run after the scaling.
+
 Caveat for Gemma-style layers, which normalise the attention output
 (``post_attention_layernorm``) before adding it to the residual stream: that
 norm undoes a uniform scale, so tempering *every* head of a layer (or the only
@@ -26,8 +30,8 @@ changes how the heads are mixed, not the output's size.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -43,7 +47,10 @@ from workbench.errors import WorkbenchError
 from workbench.hooks import Hook
 from workbench.layouts import ResolvedLayout
 
-__all__ = ["parse_head", "scale_mlp", "scale_values", "temper"]
+__all__ = ["SITES", "intervention_factory", "parse_head", "scale_mlp", "scale_values", "temper"]
+
+Site = Literal["o_proj", "v_proj", "mlp"]
+SITES: tuple[Site, ...] = ("o_proj", "v_proj", "mlp")
 
 
 def parse_head(text: str) -> tuple[int, int]:
@@ -239,3 +246,25 @@ def scale_mlp(model: Any, layers: Mapping[int, float]) -> Intervention:
     return Intervention(
         module, build, {"kind": "scale_mlp", "site": "mlp down_proj output", "targets": targets}
     )
+
+
+def intervention_factory(
+    lm: Any, at: Site, targets: Sequence[Any]
+) -> Callable[[float], Intervention]:
+    """``value -> intervention`` scaling ``targets`` at one site by the value.
+
+    Args:
+        lm: a ``LoadedModel`` or a transformers causal LM.
+        at: ``o_proj`` (targets: ``(layer, head)``, :func:`temper`), ``v_proj``
+            (``(layer, kv_head)``, :func:`scale_values`) or ``mlp`` (layers, :func:`scale_mlp`).
+        targets: what to scale; every target gets the same value.
+    """
+    if not targets:
+        raise WorkbenchError(f"no targets to scale at {at}: pass at least one head or layer")
+    if at == "o_proj":
+        return lambda lam: temper(lm, dict.fromkeys(map(tuple, targets), lam))
+    if at == "v_proj":
+        return lambda lam: scale_values(lm, dict.fromkeys(map(tuple, targets), lam))
+    if at == "mlp":
+        return lambda lam: scale_mlp(lm, dict.fromkeys(targets, lam))
+    raise WorkbenchError(f"unknown site {at!r}: use one of {', '.join(SITES)}")

@@ -144,6 +144,19 @@ def test_scaling_applies_at_every_processed_position(tiny, arch, attn_layer):
         assert torch.equal(a[..., cols.stop :], b[..., cols.stop :])
 
 
+def test_fused_capture_reads_the_tempered_input(tiny):
+    lm = tiny("qwen3")
+    gens = generate(
+        lm,
+        ["Hello"],
+        max_new_tokens=3,
+        capture=["head_in(1,last=2)"],
+        interventions=[temper(lm, {(1, 0): 0.0})],
+    )
+    heads = gens.features["head_in(1,last=2)"][0]  # (2 tokens, n_heads, head_dim)
+    assert (heads[:, 0] == 0).all() and (heads[:, 1] != 0).any()
+
+
 class Boom(Exception):
     pass
 
