@@ -17,7 +17,12 @@ from workbench.errors import WorkbenchError
 
 __all__ = ["build_app", "main"]
 
-_COMMAND_MODULES = ("workbench.commands", "probes.cli", "interventions.cli")
+_COMMAND_MODULES = (
+    "workbench.commands",
+    "probes.cli",
+    "interventions.cli",
+    "workbench.compare_cli",
+)
 
 
 def build_app() -> typer.Typer:
@@ -32,6 +37,7 @@ def build_app() -> typer.Typer:
     @app.callback()
     def _root() -> None:
         """Capture h_last and o_proj head inputs, falsify probes honestly, attribute and temper heads."""
+
     for name in _COMMAND_MODULES:
         try:
             module = importlib.import_module(name)

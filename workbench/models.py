@@ -263,12 +263,13 @@ def load_model(
         ) from None
     if "hub_id" in source:
         source["revision"] = getattr(model.config, "_commit_hash", None) or revision
+    module: nn.Module = model
     if device_map is None:
-        model = model.to(_resolve_device(device))
+        module = module.to(_resolve_device(device))
     if adapter is not None:
-        model = _load_adapter(model, adapter)
+        module = _load_adapter(module, adapter)
         source["adapter"] = str(Path(adapter).resolve())
-    lm = wrap_model(model, tokenizer, name=name, layout=layout, source=source)
+    lm = wrap_model(module, tokenizer, name=name, layout=layout, source=source)
     if backend == "hf":
         return lm
     from workbench.backends import wrap_backend
