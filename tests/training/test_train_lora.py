@@ -25,7 +25,9 @@ PAIRS = [
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("train_lora_script", REPO / "scripts/train_lora.py")
+    spec = importlib.util.spec_from_file_location(
+        "train_lora_script", REPO / "scripts/train_lora.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -89,7 +91,9 @@ def test_dpo_loss_falls_and_adapter_loads(tiny_dir, dpo_file, tmp_path):
     config = TrainConfig(method="dpo", target="all", dropout=0.0, lr=1e-2, max_steps=15)
     result = train_lora(str(tiny_dir), dpo_file, tmp_path / "dpo", config)
     losses = result.losses
-    assert losses[0] == pytest.approx(0.6931, abs=1e-3)  # LoRA starts as the identity: policy == ref
+    assert losses[0] == pytest.approx(
+        0.6931, abs=1e-3
+    )  # LoRA starts as the identity: policy == ref
     assert losses[-1] < 0.5 * losses[0]
     assert result.manifest["lora"]["n_modules"] == 3 * 7  # + gate, up, down
     tuned = load_model(str(tiny_dir), adapter=result.adapter)
@@ -109,7 +113,9 @@ def test_targets_follow_the_layout(tiny):
     gpt2 = wrapped(tiny("gpt2"), "attn")  # GPT-2's MLP also has a c_proj: attn must not take it
     assert gpt2 == {f"transformer.h.{i}.attn.{m}" for i in range(3) for m in ("c_attn", "c_proj")}
     gpt2_all = wrapped(tiny("gpt2"), "all")
-    assert gpt2_all - gpt2 == {f"transformer.h.{i}.mlp.{m}" for i in range(3) for m in ("c_fc", "c_proj")}
+    assert gpt2_all - gpt2 == {
+        f"transformer.h.{i}.mlp.{m}" for i in range(3) for m in ("c_fc", "c_proj")
+    }
 
 
 def test_tokenization_matches_capture(tiny):
@@ -130,11 +136,23 @@ def test_tokenization_matches_capture(tiny):
 
 BAD = {
     "missing_file": (None, [], r"training file .*nope.jsonl does not exist"),
-    "malformed": ('{"prompt": "a", "response": "b"}\n{"prompt": \n', [], r"sft.jsonl:2: malformed JSON"),
+    "malformed": (
+        '{"prompt": "a", "response": "b"}\n{"prompt": \n',
+        [],
+        r"sft.jsonl:2: malformed JSON",
+    ),
     "missing_field": ('{"prompt": "a"}\n', [], r"sft.jsonl:1: field 'response' is missing"),
-    "empty_value": ('{"prompt": "a", "response": ""}\n', [], r"field 'response' is not a non-empty"),
+    "empty_value": (
+        '{"prompt": "a", "response": ""}\n',
+        [],
+        r"field 'response' is not a non-empty",
+    ),
     "empty_file": ("\n", [], r"is empty"),
-    "dpo_fields": ('{"prompt": "a", "response": "b"}\n', ["--method", "dpo"], r"field 'chosen' is missing"),
+    "dpo_fields": (
+        '{"prompt": "a", "response": "b"}\n',
+        ["--method", "dpo"],
+        r"field 'chosen' is missing",
+    ),
     "unknown_target": (None, ["--target", "mlp"], r"unknown target 'mlp': use attn"),
     "rank_zero": (None, ["--rank", "0"], r"rank 0 must be > 0"),
     "rank_negative": (None, ["--rank", "-4"], r"rank -4 must be > 0"),

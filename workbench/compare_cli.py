@@ -1,0 +1,211 @@
+"""``workbench generate`` (write a condition) and ``workbench compare`` (two conditions).
+
+Example (base vs adapter, the paper's truncation check)::
+
+    workbench generate --model smollm2-135m-instruct --items items.jsonl \\
+        --max-new-tokens 64 --out runs/base
+    workbench generate --model smollm2-135m-instruct --adapter runs/lora \\
+        --items items.jsonl --max-new-tokens 64 --out runs/adapter
+    workbench compare runs/base runs/adapter --score domain \\
+        --rescore-max-new-tokens 256 --out runs/compare
+
+``compare`` exits with code 2 and one line naming every difference when the
+conditions are not comparable; ``--allow KEY`` accepts a difference explicitly.
+It writes ``comparison.json`` and ``report.md`` to ``--out``, and with
+``--rescore-max-new-tokens`` the rescored conditions to ``--out/rescored/{a,b}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from workbench.errors import WorkbenchError
+
+__all__ = ["register"]
+
+
+def generate_command(
+    model: Annotated[str, typer.Option(help="Alias, model directory or hub id.")],
+    items: Annotated[Path, typer.Option(help="JSONL with id, prompt and any labels.")],
+    max_new_tokens: Annotated[
+        int, typer.Option(help="Response budget; hitting it marks the response truncated.")
+    ],
+    out: Annotated[Path, typer.Option(help="Condition directory to write.")],
+    adapter: Annotated[Path | None, typer.Option(help="PEFT adapter directory.")] = None,
+    do_sample: Annotated[bool, typer.Option(help="Sample instead of greedy decoding.")] = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    seed: Annotated[int, typer.Option(help="Base seed; each item draws from (seed, id).")] = 0,
+    batch_size: int = 8,
+    chat_template: Annotated[
+        bool, typer.Option(help="Render prompts with the chat template when there is one.")
+    ] = True,
+    dtype: str = "float32",
+    device: str = "cpu",
+    trust_remote_code: bool = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace a condition already in --out.")] = False,
+    progress: bool = True,
+) -> None:
+    """Generate a response per item and write a condition directory for `workbench compare`."""
+    from workbench.condition import CONDITION_FILE, write_condition
+    from workbench.generation import generate
+    from workbench.items import read_items
+    from workbench.models import load_model
+    from workbench.progress import console
+
+    if (out / CONDITION_FILE).exists() and not overwrite:
+        raise WorkbenchError(f"{out} already holds a condition: pass a new --out or --overwrite")
+    rows = read_items(items)
+    lm = load_model(
+        model,
+        adapter=adapter,
+        dtype=dtype,
+        device=device,
+        trust_remote_code=trust_remote_code,
+        progress=console.print,
+    )
+    gens = generate(
+        lm,
+        rows,
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        seed=seed,
+        batch_size=batch_size,
+        chat_template=None if chat_template else False,
+        progress=progress,
+    )
+    cond = write_condition(out, gens, lm, items=rows, overwrite=overwrite)
+    print(
+        f"wrote {len(cond.items)} responses to {out}: {cond.n_truncated} truncated "
+        f"({100 * cond.truncated_fraction:.1f}%) at max_new_tokens {max_new_tokens}"
+    )
+
+
+def _rescore(
+    cond: Any, max_new_tokens: int, model: str | None, device: str, batch_size: int, judge: Any
+) -> Any:
+    from workbench.compare import rescore_condition
+    from workbench.models import load_model
+    from workbench.progress import console
+
+    lm = None
+    if cond.n_truncated:
+        lm = load_model(
+            model or str(cond.model["name"]),
+            adapter=cond.model.get("adapter"),
+            dtype=str(cond.model.get("dtype", "float32")),
+            device=device,
+            progress=console.print,
+        )
+    new = rescore_condition(cond, lm, max_new_tokens, batch_size=batch_size, progress=True)
+    if judge is None:
+        return new
+    from workbench.judge import judge_differences, score_items
+
+    run = score_items(list(new.items), judge)
+    if cond.judge is not None and judge_differences(cond.judge, run):
+        raise WorkbenchError(
+            f"--judge-config is not the judge that scored {cond.label} "
+            f"({'; '.join(judge_differences(cond.judge, run))}): pass the original judge config"
+        )
+    return dataclasses.replace(new, judge=run)
+
+
+def compare_command(
+    a: Annotated[Path, typer.Argument(help="Condition A (the reference, e.g. the base model).")],
+    b: Annotated[Path, typer.Argument(help="Condition B (e.g. the adapter); delta = B - A.")],
+    out: Annotated[Path, typer.Option(help="Directory for comparison.json and report.md.")],
+    score: Annotated[
+        str,
+        typer.Option(help="domain, coverage, verbal, judge:AXIS or score:NAME, optionally >=T."),
+    ] = "domain",
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(help="Accept this difference (e.g. max_new_tokens, judge_prompt_sha256)."),
+    ] = None,
+    rescore_max_new_tokens: Annotated[
+        int | None,
+        typer.Option(help="Regenerate truncated responses at this budget and show the delta move."),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Base model for rescoring (default: the one each condition records)."),
+    ] = None,
+    judge_config: Annotated[
+        Path | None, typer.Option(help="Judge config to re-judge rescored responses (judge:AXIS).")
+    ] = None,
+    device: str = "cpu",
+    batch_size: int = 8,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples of the paired delta.")] = 1000,
+    seed: int = 0,
+) -> None:
+    """Compare two conditions; refuse apples to oranges; report truncation and the delta."""
+    from workbench.compare import compare_conditions
+    from workbench.compare_report import delta_line
+    from workbench.condition import read_condition
+    from workbench.scorers import Scorer
+    from workbench.store import atomic_write_bytes
+
+    if out.exists() and not out.is_dir():
+        raise WorkbenchError(f"--out {out} is a file: pass a directory")
+    scorer = Scorer.parse(score)
+    ca, cb = read_condition(a), read_condition(b)
+    allowed = list(allow or [])
+    result = compare_conditions(ca, cb, scorer=scorer, allow=allowed, n_boot=n_boot, seed=seed)
+    rescored = None
+    if rescore_max_new_tokens is not None:
+        judge = None
+        if scorer.uses_judge:
+            if judge_config is None:
+                raise WorkbenchError(
+                    "rescoring judge scores needs the judge: pass --judge-config with the original config"
+                )
+            from workbench.judge import load_judge_config
+
+            judge = load_judge_config(judge_config)
+        rescored = tuple(
+            _rescore(c, rescore_max_new_tokens, model, device, batch_size, judge) for c in (ca, cb)
+        )
+        result = compare_conditions(
+            ca, cb, scorer=scorer, allow=allowed, rescored=rescored, n_boot=n_boot, seed=seed
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    for tag, cond in zip("ab", rescored or (), strict=False):
+        cond.write(out / "rescored" / tag, overwrite=True)
+    text = json.dumps(result.to_json(), indent=2) + "\n"
+    atomic_write_bytes(out / "comparison.json", text.encode())
+    atomic_write_bytes(out / "report.md", result.to_markdown().encode())
+    for tag, s in (("A", result.a), ("B", result.b)):
+        mean = "n/a" if s.mean_score is None else f"{s.mean_score:.3f}"
+        print(
+            f"{tag} {s.label}: truncated {s.n_truncated}/{s.n_items} "
+            f"({100 * s.truncated_fraction:.1f}%), {score} {mean}"
+        )
+    print(delta_line(result.delta))
+    if result.rescored is not None:
+        ra, rb, rd = result.rescored
+        for tag, s in (("A", ra), ("B", rb)):
+            mean = "n/a" if s.mean_score is None else f"{s.mean_score:.3f}"
+            print(
+                f"rescored {tag} at {s.max_new_tokens}: regenerated {s.n_regenerated}, "
+                f"still truncated {s.n_truncated}, {score} {mean}"
+            )
+        print(
+            f"rescored: {delta_line(rd)} (moved {100 * (rd.delta - result.delta.delta):+.1f} points)"
+        )
+    print(f"wrote comparison.json and report.md to {out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``generate`` and ``compare`` to the ``workbench`` CLI."""
+    app.command("generate")(generate_command)
+    app.command("compare")(compare_command)
