@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "probes.cli",
     "interventions.cli",
     "workbench.compare_cli",
+    "workbench.study.cli",
 )
 
 

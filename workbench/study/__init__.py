@@ -1,0 +1,1 @@
+"""The study: one command runs the honest-falsification study and writes a report."""

@@ -1,0 +1,119 @@
+"""The study's figures, by name (the ``div`` id in ``report.html`` is ``fig-<name>``).
+
+==========================  ==================================================
+name                        what it shows
+==========================  ==================================================
+``truncation``              correct and truncated rates under both caps
+``disposition_<split>``     the 2x2 of correct against the verbal label
+``auc_collapse``            CV vs fresh AUC across the pipeline's trials
+``roc``                     ROC of the main probe, CV and fresh
+``axes``                    per-axis CV vs transfer AUC (when an axis ran)
+``probe_disposition``       fresh: correct against "the probe asserts"
+``pca``                     h_last, first two principal components
+``depth_curve``             probe AUC by layer (CV and each fresh set)
+``attribution``             layer x head Cohen d, clickable
+``sweep``                   tempering: metric vs lambda, seeds as bands
+``sidecar_baseline/gated``  the 2x2 before and after gating
+``trace_<i>``               example responses token by token
+==========================  ==================================================
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import plotly.graph_objects as go
+
+from interventions import sidecar_figures, sweep_figure
+from probes import disposition_figure, report_figures
+from probes.disposition import DispositionTable
+from workbench.activation_plots import depth_figure, head_attribution_heatmap, token_trace_figure
+from workbench.study.collect import H_LAST
+
+if TYPE_CHECKING:
+    from workbench.study.runner import StudyResult
+
+__all__ = ["study_figures", "truncation_figure"]
+
+
+def truncation_figure(per_split: dict, short_cap: int, main_cap: int) -> go.Figure:
+    """Per split: share correct and share truncated, under the short and the main cap."""
+    splits = list(per_split)
+    fig = go.Figure()
+    for key, cap, color in (("short", short_cap, "#F58518"), ("main", main_cap, "#4C78A8")):
+        fig.add_bar(
+            x=splits,
+            y=[per_split[s][f"correct_{key}"] / per_split[s]["n"] for s in splits],
+            name=f"correct, {cap} tokens",
+            marker_color=color,
+        )
+        fig.add_bar(
+            x=splits,
+            y=[per_split[s][f"truncated_{key}"] / per_split[s]["n"] for s in splits],
+            name=f"truncated, {cap} tokens",
+            marker_color=color,
+            marker_pattern_shape="/",
+            opacity=0.6,
+        )
+    fig.update_layout(
+        barmode="group",
+        title=f"The truncation artifact: the same greedy answers cut at {short_cap} vs {main_cap} tokens",
+        yaxis={"title": "share of items", "range": [0, 1]},
+    )
+    return fig
+
+
+def study_figures(result: StudyResult, truncation: dict) -> dict[str, go.Figure]:
+    """Every figure the study's data supports (a skipped step has none)."""
+    figs: dict[str, go.Figure] = {
+        "truncation": truncation_figure(
+            truncation["per_split"],
+            result.config.generation.short_max_new_tokens,
+            result.config.generation.max_new_tokens,
+        )
+    }
+    for split, table in result.dispositions.items():
+        figs[f"disposition_{split}"] = disposition_figure(
+            DispositionTable(**table), title=f"{split}: correct vs verbal (lexicon)"
+        )
+    report = result.falsification.report
+    if report is not None:
+        tr, fr = result.data["train"], result.data["fresh"]
+        extra = report_figures(
+            report,
+            train_X=tr.site(H_LAST),
+            train_y=result.labels["train"].array("correct"),
+            fresh_X=fr.site(H_LAST),
+            fresh_y=result.labels["fresh"].array("correct"),
+        )
+        extra["probe_disposition"] = extra.pop("disposition", None)  # type: ignore[arg-type]
+        figs.update({k: v for k, v in extra.items() if v is not None})
+        figs["pca"].update_layout(title="h_last, first two principal components (label: correct)")
+    if result.depth is not None:
+        d = result.depth
+        figs["depth_curve"] = depth_figure(
+            d.layers,
+            d.cv,
+            dict(d.transfer),
+            title=f"Probe AUC by layer (resid(L) at the final response token, C={d.C:g})",
+        )
+    if result.attribution.attribution is not None:
+        figs["attribution"] = head_attribution_heatmap(result.attribution.attribution)
+    if result.sweep is not None:
+        figs["sweep"] = sweep_figure(result.sweep)
+    if result.sidecar is not None:
+        side = sidecar_figures(result.sidecar)
+        figs["sidecar_baseline"], figs["sidecar_gated"] = side["baseline"], side["gated"]
+    probe = result.falsification.probe
+    if probe is not None:
+        head = result.trace_head
+        for i, t in enumerate(result.traces):
+            scores = probe.predict_proba(t.hidden)[:, 1]
+            figs[f"trace_{i}"] = token_trace_figure(
+                t.tokens,
+                scores.tolist(),
+                head_norm=None if head is None else t.head(*head).tolist(),
+                head_label="head" if head is None else f"L{head[0]}.H{head[1]}",
+                title=f"{t.id} ({t.kind}): probe p(correct) at every token",
+            )
+    return figs

@@ -1,0 +1,187 @@
+"""Head attribution (confident-wrong vs confident-right) and the tempering sweep.
+
+Attribution compares two cohorts of one split head by head
+(:func:`interventions.attribute_heads`); a cohort under ``min_cohort`` items is
+reported with its size instead of attributed. The sweep tempers the top heads
+by magnitude (louder in cohort ``a``) at each lambda with sampled decoding and
+two or more seeds (:func:`interventions.temper_sweep`); its responses are
+cached in ``sweep/``.
+
+>>> cohort_reason({"cw": 3, "cr": 40}, ("cw", "cr"), 5)
+'cohort cw has 3 items (cr: 40), under min_cohort = 5: too few for a Cohen d'
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from interventions import (
+    HeadAttribution,
+    SweepResult,
+    attribute_heads,
+    cohorts_from_labels,
+    layers_from_features,
+    temper_sweep,
+)
+from interventions.stats import Comparison, MetricSummary
+from interventions.sweep import SweepResponse
+from workbench.generation import DecodingConfig
+from workbench.items import Item
+from workbench.store import atomic_write_json
+from workbench.study.cache import Stage, model_identity, stage_key
+from workbench.study.collect import SplitData, format_items
+from workbench.study.config import StudyConfig, chat_flag
+from workbench.study.labels import Checker, SplitLabels
+from workbench.study.models import ModelPool
+from workbench.verbal import classify_verbal
+
+__all__ = [
+    "AttributionOutcome",
+    "cohort_reason",
+    "run_attribution",
+    "run_tempering",
+    "sweep_from_json",
+]
+
+
+def cohort_reason(sizes: Mapping[str, int], names: tuple[str, str], minimum: int) -> str | None:
+    """Why the cohorts are too small to attribute (None when they are large enough)."""
+    for name, other in (names, names[::-1]):
+        if sizes[name] < minimum:
+            return (
+                f"cohort {name} has {sizes[name]} items ({other}: {sizes[other]}), under "
+                f"min_cohort = {minimum}: too few for a Cohen d"
+            )
+    return None
+
+
+@dataclass(frozen=True)
+class AttributionOutcome:
+    """The attribution (None when skipped), the reason, the cohort sizes, the heads to temper."""
+
+    attribution: HeadAttribution | None
+    skipped: str | None
+    split: str
+    cohorts: tuple[str, str]
+    sizes: Mapping[str, int]
+    heads: tuple[tuple[int, int], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "split": self.split,
+            "cohorts": list(self.cohorts),
+            "cohort_sizes": dict(self.sizes),
+            "skipped": self.skipped,
+            "tempered_heads": [list(h) for h in self.heads],
+            "result": None if self.attribution is None else self.attribution.to_json(top_k=10),
+        }
+
+
+def run_attribution(
+    data: SplitData, labels: SplitLabels, config: StudyConfig, n_layers: int
+) -> AttributionOutcome:
+    """Attribute every head of ``data`` (``head_in`` over the last N tokens)."""
+    cfg = config.attribution
+    masks = cohorts_from_labels(labels.array("correct").astype(int), labels.verbal)
+    names = (cfg.cohort_a, cfg.cohort_b)
+    sizes = {k: int(v.sum()) for k, v in masks.items()}
+    reason = cohort_reason(sizes, names, cfg.min_cohort)
+    if reason:
+        return AttributionOutcome(None, reason, data.name, names, sizes, ())
+    layers = layers_from_features(data.features, n_layers=n_layers)
+    attr = attribute_heads(
+        layers, masks[names[0]], masks[names[1]], names=names, seed=config.run.seed
+    )
+    heads = tuple((h.layer, h.head) for h in attr.top(cfg.top_k, "magnitude"))
+    return AttributionOutcome(attr, None, data.name, names, sizes, heads)
+
+
+def _scorers(checker: Checker) -> dict[str, Any]:
+    return {
+        "correct": lambda item, response: bool(checker(item, response)),
+        "asserts": lambda item, response: classify_verbal(response) == "assert",
+    }
+
+
+def run_tempering(
+    items: Sequence[Item],
+    heads: Sequence[tuple[int, int]],
+    config: StudyConfig,
+    out: Path,
+    models: ModelPool,
+    checker: Checker,
+    *,
+    use_cache: bool = True,
+    progress: bool = True,
+) -> tuple[SweepResult, bool]:
+    """The sweep over lambdas x seeds on the first ``n_items`` items; (result, reused)."""
+    cfg, model = config.tempering, config.model
+    chosen = format_items(list(items)[: cfg.n_items], model.prompt_template)
+    key = stage_key(
+        "sweep/1",
+        model_identity(model.name),
+        config.section("model"),
+        config.section("tempering"),
+        config.section("items"),
+        [list(h) for h in heads],
+        getattr(checker, "__qualname__", repr(checker)),
+    )
+    stage = Stage(out / "sweep", key)
+    reused = use_cache and stage.valid
+    if not reused:
+        result = temper_sweep(
+            models.get(model.name),
+            chosen,
+            list(heads),
+            cfg.lambdas,
+            cfg.seeds,
+            _scorers(checker),
+            decoding=DecodingConfig(
+                max_new_tokens=cfg.max_new_tokens,
+                do_sample=True,
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                chat_template=chat_flag(model.chat_template),
+            ),
+            batch_size=model.batch_size,
+            progress=progress,
+        )
+        path = stage.begin()
+        atomic_write_json(path / "sweep.json", result.to_json())
+        stage.commit({"heads": [list(h) for h in heads], "n_items": len(chosen)})
+    data = json.loads((stage.path / "sweep.json").read_text())
+    return sweep_from_json(data), reused
+
+
+def sweep_from_json(data: Mapping[str, Any]) -> SweepResult:
+    """Rebuild a :class:`SweepResult` from its ``to_json()``."""
+    summaries = tuple(
+        MetricSummary(
+            **{k: v for k, v in s.items() if k not in ("spread", "per_seed")},
+            per_seed=tuple(s["per_seed"]),
+        )
+        for s in data["summaries"]
+    )
+    comparisons = tuple(
+        Comparison(**{k: v for k, v in c.items() if k != "paired"}, paired=tuple(c["paired"]))
+        for c in data["comparisons"]
+    )
+    responses = tuple(SweepResponse(**r) for r in data["responses"])
+    return SweepResult(
+        parameter=data["parameter"],
+        values=tuple(data["values"]),
+        seeds=tuple(data["seeds"]),
+        metrics=tuple(data["metrics"]),
+        reference=data["reference"],
+        summaries=summaries,
+        comparisons=comparisons,
+        monotonic=dict(data["monotonic"]),
+        responses=responses,
+        decoding=dict(data["decoding"]),
+        interventions=dict(data["interventions"]),
+        warnings=tuple(data["warnings"]),
+    )

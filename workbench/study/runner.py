@@ -1,0 +1,337 @@
+"""Run a study end to end: collect, label, falsify, attribute, temper, gate, trace, report.
+
+Stages that generate or capture are cached in the run directory (see
+:mod:`workbench.study.cache`); the statistics are recomputed every run (seconds).
+Whatever a stage cannot do with the data it got (a cohort too small, a label
+with one class) is recorded with its reason, never raised.
+
+>>> result = run_study(load_config(), "runs/demo")  # doctest: +SKIP
+>>> result.report_path  # doctest: +SKIP
+PosixPath('runs/demo/report.html')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from threadpoolctl import threadpool_limits
+
+from interventions import SidecarResult, SweepResult
+from workbench.domains import check_item, make_split
+from workbench.progress import console
+from workbench.study.cache import Stage, stage_key
+from workbench.study.collect import H_LAST, SplitData, collect_split, format_items
+from workbench.study.config import SPLIT_NAMES, StudyConfig, chat_flag, load_config
+from workbench.study.depth import DepthCurve, depth_curve
+from workbench.study.falsification import Falsification, dispositions_json, run_falsification
+from workbench.study.gating import gate_split
+from workbench.study.heads import AttributionOutcome, run_attribution, run_tempering
+from workbench.study.labels import Checker, SplitLabels, label_split
+from workbench.study.models import ModelPool
+from workbench.study.second import SecondSplit, collect_second
+from workbench.study.traces import TokenTrace, load_traces, pick_examples, save_traces, trace_tokens
+
+__all__ = ["StudyResult", "run_study"]
+
+
+@dataclass
+class _Clock:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+@dataclass
+class StudyResult:
+    """Everything a study produced; :mod:`workbench.study.report` turns it into JSON and HTML."""
+
+    config: StudyConfig
+    out: Path
+    data: dict[str, SplitData]
+    labels: dict[str, SplitLabels]
+    second: dict[str, SecondSplit] | None
+    falsification: Falsification
+    depth: DepthCurve | None
+    dispositions: dict[str, Any]
+    attribution: AttributionOutcome
+    sweep: SweepResult | None
+    sidecar: SidecarResult | None
+    traces: list[TokenTrace]
+    trace_head: tuple[int, int] | None
+    skipped: dict[str, str]
+    cache: dict[str, str]
+    models: dict[str, Any]
+    seconds: dict[str, float]
+    n_layers: int
+    report_path: Path | None = None
+
+
+@contextlib.contextmanager
+def _threads(n: int) -> Iterator[None]:
+    if n <= 0:
+        yield
+        return
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def run_study(
+    config: StudyConfig | None = None,
+    out: str | Path = "runs/demo",
+    *,
+    checker: Checker = check_item,
+    use_cache: bool = True,
+    progress: bool = True,
+    write: bool = True,
+) -> StudyResult:
+    """Run the study of ``config`` (default: the demo) into the run directory ``out``.
+
+    Args:
+        config: the study (see :mod:`workbench.study.config`).
+        out: the run directory; its caches are reused when their keys match.
+        checker: ``(item, response) -> bool`` correctness (default: the domain checkers).
+        use_cache: reuse cached generations and features.
+        progress: progress bars and stage lines on stderr.
+        write: write ``report.json`` and ``report.html``.
+    """
+    config = config or load_config()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    say = console.print if progress else (lambda *_a, **_k: None)
+    clock = _Clock()
+    models = ModelPool(dtype=config.model.dtype, device=config.model.device, say=say)
+    skipped: dict[str, str] = {}
+    cache: dict[str, str] = {}
+    start = time.perf_counter()
+    with _threads(config.run.threads):
+        splits = [s for s in SPLIT_NAMES if config.items.count(s) > 0]
+        data: dict[str, SplitData] = {}
+        for split in splits:
+            items = make_split(
+                split, config.items.count(split), config.items.seed, families=config.items.families
+            )
+            say(f"[bold]collect[/] {split}: {len(items)} items")
+            with clock.stage("generate + capture"):
+                data[split] = collect_split(
+                    split, items, config, out, models, use_cache=use_cache, progress=progress
+                )
+            cache[f"splits/{split}"] = "reused" if data[split].reused else "computed"
+        labels = {s: label_split(d, checker) for s, d in data.items()}
+        second = None
+        if config.second_model.enabled:
+            second = {}
+            for split in ("train", "fresh"):
+                say(f"[bold]second model[/] {config.second_model.name} on {split}")
+                with clock.stage("second model"):
+                    second[split] = collect_second(
+                        data[split], labels[split].array("correct"), config, out, models,
+                        checker, use_cache=use_cache, progress=progress,
+                    )  # fmt: skip
+                cache[f"second/{split}"] = "reused" if second[split].reused else "computed"
+        with threadpool_limits(limits=1, user_api="blas"):
+            say("[bold]five-step falsification[/]")
+            with clock.stage("falsification"):
+                fals = _falsify(data, labels, second, config, progress)
+            with clock.stage("depth curve"):
+                depth = _depth(config, data, labels, fals, progress, skipped)
+        n_layers = data["train"].n_layers
+        attribution = run_attribution(
+            data[config.attribution.split], labels[config.attribution.split], config, n_layers
+        )
+        sweep = _sweep(config, data, attribution, out, models, checker, use_cache, progress,
+                       clock, skipped, cache)  # fmt: skip
+        sidecar = _sidecar(config, data, labels, fals, skipped)
+        with clock.stage("token traces"):
+            traces, head = _traces(config, data, labels, attribution, out, models, use_cache,
+                                   progress, cache)  # fmt: skip
+    clock.seconds["total"] = time.perf_counter() - start
+    result = StudyResult(
+        config=config, out=out, data=data, labels=labels, second=second, falsification=fals,
+        depth=depth, dispositions=dispositions_json(labels), attribution=attribution,
+        sweep=sweep, sidecar=sidecar, traces=traces, trace_head=head, skipped=skipped,
+        cache=cache, models=_models(out, models), seconds=clock.seconds, n_layers=n_layers,
+    )  # fmt: skip
+    if write:
+        from workbench.study.report import write_report
+
+        with clock.stage("report"):
+            result.report_path = write_report(result)
+        clock.seconds["total"] = time.perf_counter() - start
+    return result
+
+
+def _falsify(
+    data: dict[str, SplitData],
+    labels: dict[str, SplitLabels],
+    second: dict[str, SecondSplit] | None,
+    config: StudyConfig,
+    progress: bool,
+) -> Falsification:
+    """The pipeline, with a spinner naming its current stage."""
+    if not progress:
+        return run_falsification(data, labels, second, config)
+    with console.status("falsify") as spinner:
+        return run_falsification(
+            data, labels, second, config, say=lambda m: spinner.update(f"falsify: {m}")
+        )
+
+
+def _depth(
+    config: StudyConfig,
+    data: dict[str, SplitData],
+    labels: dict[str, SplitLabels],
+    fals: Falsification,
+    progress: bool,
+    skipped: dict[str, str],
+) -> DepthCurve | None:
+    if not config.capture.depth_curve:
+        skipped["depth_curve"] = "[capture] depth_curve = false"
+        return None
+    if fals.C is None:
+        skipped["depth_curve"] = "the main trial could not run: " + fals.skipped.get("main", "")
+        return None
+    layers = list(range(data["train"].n_layers))
+
+    def stack(split: str) -> list[Any]:
+        return [data[split].site(f"resid({layer})") for layer in layers]
+
+    fresh = {s: (stack(s), labels[s].array("correct")) for s in data if s != "train"}
+    return depth_curve(
+        stack("train"),
+        labels["train"].array("correct"),
+        fresh,
+        C=fals.C,
+        folds=config.probe.folds,
+        seed=config.run.seed,
+        n_boot=config.probe.depth_n_boot,
+        layers=layers,
+        progress=progress,
+    )
+
+
+def _sweep(
+    config: StudyConfig,
+    data: dict[str, SplitData],
+    attribution: AttributionOutcome,
+    out: Path,
+    models: ModelPool,
+    checker: Checker,
+    use_cache: bool,
+    progress: bool,
+    clock: _Clock,
+    skipped: dict[str, str],
+    cache: dict[str, str],
+) -> SweepResult | None:
+    cfg = config.tempering
+    if not cfg.enabled:
+        skipped["tempering"] = "[tempering] enabled = false"
+        return None
+    if not attribution.heads:
+        skipped["tempering"] = f"no heads to temper: attribution skipped ({attribution.skipped})"
+        return None
+    if cfg.split not in data:
+        skipped["tempering"] = f"split {cfg.split} has no items"
+        return None
+    with clock.stage("tempering sweep"):
+        result, reused = run_tempering(
+            data[cfg.split].items, attribution.heads, config, out, models, checker,
+            use_cache=use_cache, progress=progress,
+        )  # fmt: skip
+    cache["sweep"] = "reused" if reused else "computed"
+    return result
+
+
+def _sidecar(
+    config: StudyConfig,
+    data: dict[str, SplitData],
+    labels: dict[str, SplitLabels],
+    fals: Falsification,
+    skipped: dict[str, str],
+) -> SidecarResult | None:
+    cfg = config.sidecar
+    if not cfg.enabled:
+        skipped["sidecar"] = "[sidecar] enabled = false"
+        return None
+    if fals.probe is None:
+        skipped["sidecar"] = "no probe: " + fals.skipped.get("main", "")
+        return None
+    if cfg.split not in data:
+        skipped["sidecar"] = f"split {cfg.split} has no items"
+        return None
+    d, lab = data[cfg.split], labels[cfg.split]
+    return gate_split(
+        [g.response for g in d.generations],
+        lab.array("correct").astype(bool).tolist(),
+        lab.verbal,
+        d.site(H_LAST),
+        fals.probe,
+        cfg.threshold,
+        cfg.hedge_prefix,
+        ids=[it.id for it in d.items],
+    )
+
+
+def _traces(
+    config: StudyConfig,
+    data: dict[str, SplitData],
+    labels: dict[str, SplitLabels],
+    attribution: AttributionOutcome,
+    out: Path,
+    models: ModelPool,
+    use_cache: bool,
+    progress: bool,
+    cache: dict[str, str],
+) -> tuple[list[TokenTrace], tuple[int, int] | None]:
+    cfg = config.traces
+    head = attribution.heads[0] if attribution.heads else None
+    if cfg.split not in data or cfg.n_examples < 1:
+        return [], head
+    d = data[cfg.split]
+    picks = pick_examples(labels[cfg.split].rows, cfg.n_examples)
+    stage = Stage(out / "traces", stage_key("traces/1", d.key, picks))
+    reused = use_cache and stage.valid
+    if not reused:
+        lm = models.get(config.model.name)
+        by_id = {g.id: g for g in d.generations}
+        items = {it.id: it for it in format_items(d.items, config.model.prompt_template)}
+        traces = trace_tokens(
+            lm,
+            [items[i].prompt for i, _ in picks],
+            [by_id[i].token_ids for i, _ in picks],
+            [i for i, _ in picks],
+            [k for _, k in picks],
+            chat_template=chat_flag(config.model.chat_template),
+            progress=progress,
+        )
+        save_traces(stage.begin(), traces)
+        stage.commit({"examples": [list(p) for p in picks]})
+    cache["traces"] = "reused" if reused else "computed"
+    return load_traces(stage.path), head
+
+
+def _models(out: Path, models: ModelPool) -> dict[str, Any]:
+    """What each stage recorded about the model it used (also when it was cached)."""
+    found: dict[str, Any] = {}
+    for key_file in sorted(out.glob("*/*/key.json")):
+        info = Stage(key_file.parent, "").info()
+        if "model" in info:
+            found.setdefault(info["model"].get("name", "?"), info["model"])
+    found.update(models.loaded)
+    return found
