@@ -1,0 +1,66 @@
+"""The study TOML: defaults are the demo, bad keys and values are one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from workbench.errors import WorkbenchError
+from workbench.study.config import StudyConfig, demo_config_path, load_config
+
+
+def test_demo_toml_spells_out_every_default():
+    data = tomllib.loads(demo_config_path().read_text())
+    assert load_config() == StudyConfig()
+    # every key of every section is written in the file, so the file documents the defaults
+    assert {k: sorted(v) for k, v in data.items()} == {
+        k: sorted(v) for k, v in StudyConfig().to_json().items()
+    }
+
+
+def test_partial_config_keeps_other_defaults(tmp_path: Path):
+    path = tmp_path / "small.toml"
+    path.write_text('[items]\ntrain = 40\n[probe]\nCs = [1]\naxes = ["correct"]\n')
+    cfg = load_config(path)
+    assert cfg.items.train == 40 and cfg.items.fresh == StudyConfig().items.fresh
+    assert cfg.probe.Cs == (1.0,) and cfg.probe.axes == ("correct",)
+    assert cfg.to_json()["probe"]["Cs"] == [1.0]
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        ({"modle": {}}, "unknown section [modle]"),
+        ({"model": {"nmae": "x"}}, "unknown key 'nmae'"),
+        ({"items": {"train": "many"}}, "train = 'many' is not a int"),
+        ({"generation": {"short_max_new_tokens": 80}}, "short_max_new_tokens = 80"),
+        ({"probe": {"axes": ["vibes"]}}, "axes has 'vibes'"),
+        ({"second_model": {"responses": "theirs"}}, "use 'shared' or 'own'"),
+        ({"tempering": {"lambdas": [0.0, 0.5]}}, "include 1.0"),
+        ({"tempering": {"seeds": [0]}}, "2 or more"),
+        ({"model": {"prompt_template": "Q:"}}, "must contain {prompt}"),
+        ({"attribution": {"cohort_a": "xx"}}, "cohort 'xx'"),
+    ],
+)
+def test_bad_config_names_the_key_and_the_fix(data, needle):
+    with pytest.raises(WorkbenchError) as e:
+        StudyConfig.from_dict(data)
+    assert needle in str(e.value)
+
+
+def test_missing_and_malformed_files(tmp_path: Path):
+    with pytest.raises(WorkbenchError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[items\ntrain = 3")
+    with pytest.raises(WorkbenchError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_replace_and_section_json():
+    cfg = StudyConfig().replace("run", threads=1)
+    assert cfg.run.threads == 1 and cfg.section("run")["threads"] == 1
+    with pytest.raises(WorkbenchError, match="threads"):
+        StudyConfig().replace("run", threads=-1)
