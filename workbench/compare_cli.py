@@ -49,18 +49,30 @@ def generate_command(
     dtype: str = "float32",
     device: str = "cpu",
     trust_remote_code: bool = False,
+    score: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Store per-item scores (domain, coverage, verbal) in generations.jsonl; repeat."
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a condition already in --out.")] = False,
     progress: bool = True,
 ) -> None:
-    """Generate a response per item and write a condition directory for `workbench compare`."""
-    from workbench.condition import CONDITION_FILE, write_condition
+    """Generate a response per item and write a condition directory for `workbench compare`.
+
+    With ``--score domain`` each row also holds ``scores.domain`` (1/0), a label
+    source for ``workbench falsify --train-labels DIR/generations.jsonl:scores.domain``.
+    """
+    from workbench.condition import CONDITION_FILE, build_condition
     from workbench.generation import generate
     from workbench.items import read_items
     from workbench.models import load_model
     from workbench.progress import console
+    from workbench.scorers import score_key
 
     if (out / CONDITION_FILE).exists() and not overwrite:
         raise WorkbenchError(f"{out} already holds a condition: pass a new --out or --overwrite")
+    scorers = [_stored_scorer(spec) for spec in score or []]
     rows = read_items(items)
     lm = load_model(
         model,
@@ -83,11 +95,33 @@ def generate_command(
         chat_template=None if chat_template else False,
         progress=progress,
     )
-    cond = write_condition(out, gens, lm, items=rows, overwrite=overwrite)
+    cond = build_condition(gens, lm, items=rows)
+    stored: dict[str, dict[str, float]] = {it.id: {} for it in cond.items}
+    for scorer in scorers:
+        values = scorer(cond)
+        for item_id, value in values.items():
+            stored[item_id][score_key(scorer)] = value
+        mean = sum(values.values()) / max(len(values), 1)
+        print(f"{scorer.spec}: mean {mean:.3f} over {len(values)} items")
+    cond = dataclasses.replace(cond, scores=stored if scorers else {}).write(
+        out, overwrite=overwrite
+    )
     print(
         f"wrote {len(cond.items)} responses to {out}: {cond.n_truncated} truncated "
         f"({100 * cond.truncated_fraction:.1f}%) at max_new_tokens {max_new_tokens}"
     )
+
+
+def _stored_scorer(spec: str) -> Any:
+    from workbench.scorers import Scorer
+
+    scorer = Scorer.parse(spec)
+    if scorer.kind in ("judge", "score") or scorer.threshold is not None:
+        raise WorkbenchError(
+            f"--score {spec!r} cannot be stored at generation: use domain, coverage or verbal "
+            "(threshold when reading, e.g. PATH:scores.coverage>=0.5)"
+        )
+    return scorer
 
 
 def _rescore(
@@ -152,7 +186,7 @@ def compare_command(
     from workbench.compare import compare_conditions
     from workbench.compare_report import delta_line
     from workbench.condition import read_condition
-    from workbench.scorers import Scorer
+    from workbench.scorers import Scorer, score_key
     from workbench.store import atomic_write_bytes
 
     if out.exists() and not out.is_dir():
@@ -180,6 +214,12 @@ def compare_command(
         )
     out.mkdir(parents=True, exist_ok=True)
     for tag, cond in zip("ab", rescored or (), strict=False):
+        if scorer.kind != "judge":  # the rescored rows carry their scores: a label source
+            values = scorer(cond)
+            stored = {
+                k: {**cond.scores.get(k, {}), score_key(scorer): v} for k, v in values.items()
+            }
+            cond = dataclasses.replace(cond, scores=stored)
         cond.write(out / "rescored" / tag, overwrite=True)
     text = json.dumps(result.to_json(), indent=2) + "\n"
     atomic_write_bytes(out / "comparison.json", text.encode())

@@ -43,6 +43,7 @@ __all__ = [
     "GENERATIONS_FILE",
     "JUDGE_RUN_FILE",
     "Condition",
+    "build_condition",
     "item_set_sha256",
     "model_record",
     "read_condition",
@@ -118,6 +119,8 @@ class Condition:
     def identity(self) -> dict[str, Any]:
         """What must match for two conditions to be comparable (the model may differ)."""
         out: dict[str, Any] = dict(self.decoding.to_json())
+        if not self.decoding.do_sample:  # greedy: sampling parameters and seed play no part
+            out.update(dict.fromkeys(("temperature", "top_p", "top_k", "seed"), "unused (greedy)"))
         out["item_set"] = f"{len(self.items)} items, sha256 {self.item_set_sha256[:12]}"
         return out
 
@@ -188,6 +191,39 @@ def _check_judge(judge: JudgeRun, generations: Sequence[Generation], where: str)
             )
 
 
+def build_condition(
+    generations: Generations,
+    lm: Any,
+    *,
+    items: Sequence[Item] | None = None,
+    scores: Mapping[str, Mapping[str, float]] | None = None,
+    judge: JudgeRun | None = None,
+) -> Condition:
+    """A :class:`Condition` in memory; :func:`write_condition` documents the arguments."""
+    by_id = {it.id: it for it in items} if items is not None else {}
+    rows: list[Item] = []
+    for g in generations:
+        if items is not None and g.id not in by_id:
+            raise WorkbenchError(
+                f"generation {g.id!r} has no item in items: pass the items generated from"
+            )
+        labels = by_id[g.id].labels if g.id in by_id else {}
+        rows.append(Item(id=g.id, prompt=g.prompt, response=g.response, labels=labels))
+    decoding = generations.config
+    if decoding.chat_template is None:  # record what "default" meant for this tokenizer
+        decoding = dataclasses.replace(decoding, chat_template=bool(lm.has_chat_template))
+    if judge is not None:
+        _check_judge(judge, generations.items, "the judge run")
+    return Condition(
+        model=model_record(lm),
+        decoding=decoding,
+        items=tuple(rows),
+        generations=generations.items,
+        scores=dict(scores or {}),
+        judge=judge,
+    )
+
+
 def write_condition(
     path: str | Path,
     generations: Generations,
@@ -211,28 +247,7 @@ def write_condition(
         judge: a judge run of these responses (response hashes are checked).
         overwrite: replace a condition already in ``path``.
     """
-    by_id = {it.id: it for it in items} if items is not None else {}
-    rows: list[Item] = []
-    for g in generations:
-        if items is not None and g.id not in by_id:
-            raise WorkbenchError(
-                f"generation {g.id!r} has no item in items: pass the items generated from"
-            )
-        labels = by_id[g.id].labels if g.id in by_id else {}
-        rows.append(Item(id=g.id, prompt=g.prompt, response=g.response, labels=labels))
-    decoding = generations.config
-    if decoding.chat_template is None:  # record what "default" meant for this tokenizer
-        decoding = dataclasses.replace(decoding, chat_template=bool(lm.has_chat_template))
-    if judge is not None:
-        _check_judge(judge, generations.items, str(path))
-    condition = Condition(
-        model=model_record(lm),
-        decoding=decoding,
-        items=tuple(rows),
-        generations=generations.items,
-        scores=dict(scores or {}),
-        judge=judge,
-    )
+    condition = build_condition(generations, lm, items=items, scores=scores, judge=judge)
     return condition.write(path, overwrite=overwrite)
 
 

@@ -29,7 +29,7 @@ from typing import Any
 from workbench.condition import Condition
 from workbench.errors import WorkbenchError
 
-__all__ = ["KINDS", "Scorer"]
+__all__ = ["KINDS", "Scorer", "score_key"]
 
 KINDS = ("domain", "coverage", "verbal", "judge", "score")
 _SPEC = re.compile(r"^(?P<kind>[a-z]+)(?::(?P<name>[^>=]+))?(?:>=(?P<t>.+))?$")
@@ -134,3 +134,9 @@ def _number(value: Any, item_id: str, name: str) -> float:
     if isinstance(value, bool | int | float):
         return float(value)
     raise WorkbenchError(f"item {item_id!r}: stored score {name!r} is {value!r}, not a number")
+
+
+def score_key(scorer: Scorer) -> str:
+    """The key a stored score goes under: the kind, or the name for ``score:NAME``
+    (raw values; threshold when reading, e.g. ``generations.jsonl:scores.domain``)."""
+    return str(scorer.name) if scorer.kind == "score" else scorer.kind

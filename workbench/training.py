@@ -10,9 +10,9 @@ the chosen projections in LoRA, trains with trl's ``SFTTrainer`` or
                     hyperparameters, target modules, loss per step, versions
 
 ``load_model(base, adapter=out)`` then runs probes, capture and tempering on the
-trained model. Targets (:func:`lora_target_modules`): ``attn`` wraps the q, k, v
-and o projections of every attention module (GPT-2: ``attn.c_attn`` and
-``attn.c_proj``); ``all`` adds every linear layer of the MLP.
+trained model. Targets (:func:`~workbench.lora_targets.lora_target_modules`):
+``attn`` wraps the q, k, v and o projections of every attention module (GPT-2:
+``attn.c_attn`` and ``attn.c_proj``); ``all`` adds every linear layer of the MLP.
 
 >>> result = train_lora("smollm2-135m-instruct", "sft.jsonl", "runs/lora",
 ...                     TrainConfig(max_steps=20))  # doctest: +SKIP
@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.util
-import re
 import sys
 import tempfile
 import warnings
@@ -35,11 +34,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from torch import nn
-
 from workbench.errors import MissingExtraError, WorkbenchError
-from workbench.layouts import get_module
-from workbench.models import LoadedModel
+from workbench.lora_targets import TARGETS, lora_target_modules
 from workbench.store import atomic_write_json, sha256_file
 from workbench.training_data import METHODS, read_training_rows, tokenize_rows
 
@@ -53,9 +49,6 @@ __all__ = [
 ]
 
 MANIFEST_FORMAT = "workbench-lora/1"
-TARGETS = ("attn", "all")
-#: Leaf names of attention projections LoRA wraps (Llama/Qwen/Gemma, fused qkv, GPT-2).
-ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "c_attn", "c_proj")
 
 
 @dataclass(frozen=True)
@@ -126,48 +119,6 @@ class TrainResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"adapter": str(self.adapter), **self.manifest}
-
-
-def _is_projection(module: nn.Module) -> bool:
-    from transformers.pytorch_utils import Conv1D
-
-    return isinstance(module, nn.Linear | Conv1D)
-
-
-def _children(module: nn.Module | None, names: tuple[str, ...] | None) -> set[str]:
-    if module is None:
-        return set()
-    return {
-        n for n, m in module.named_children() if (names is None or n in names) and _is_projection(m)
-    }
-
-
-def lora_target_modules(lm: LoadedModel, target: str) -> str:
-    """A peft ``target_modules`` regex for the layout's attention (and MLP) projections.
-
-    Built from the resolved layout, so it names only decoder-layer modules
-    (never ``lm_head``) and works for GPT-2, whose MLP also has a ``c_proj``.
-    """
-    if target not in TARGETS:
-        raise WorkbenchError(f"unknown target {target!r}: use attn (q, k, v, o projections) or all")
-    layout = lm.layout.layout
-    mlp_path = layout.mlp_down.rpartition(".")[0] if layout.mlp_down else "mlp"
-    attn: set[str] = set()
-    mlp: set[str] = set()
-    for layer in lm.layout.layers:
-        attn |= _children(get_module(layer, layout.attn), ATTENTION_PROJECTIONS)
-        if target == "all":
-            mlp |= _children(get_module(layer, mlp_path), None)
-    if not attn or (target == "all" and not mlp):
-        part = "attention projections" if not attn else f"linear layers under {mlp_path!r}"
-        raise WorkbenchError(
-            f"found no {part} in {lm.name!r} (layout {layout}): pass a layout= override to load_model"
-        )
-    prefix = re.escape(layout.layers) + r"\.\d+\."
-    pattern = f"{prefix}{re.escape(layout.attn)}\\.({'|'.join(sorted(attn))})"
-    if mlp:
-        pattern = f"(?:{pattern})|(?:{prefix}{re.escape(mlp_path)}\\.({'|'.join(sorted(mlp))}))"
-    return pattern
 
 
 def _versions() -> dict[str, str | None]:

@@ -105,44 +105,47 @@ def test_condition_round_trip_and_item_file(tiny, tmp_path):
 
 
 def test_refuses_every_difference_in_one_line(tiny, tmp_path):
-    a = write_condition(tmp_path / "a", _gens(["9", "15"]), tiny("llama"), items=ITEMS)
+    sampled = DecodingConfig(max_new_tokens=8, do_sample=True, seed=3, chat_template=True)
+    a_gens = _gens(["9", "15"], config=sampled)
+    a = write_condition(tmp_path / "a", a_gens, tiny("llama"), items=ITEMS)
     other = make_split("train", 3, seed=0, families=("arithmetic",))[1:]
-    config = DecodingConfig(max_new_tokens=16, do_sample=True, temperature=0.7, chat_template=True)
-    b_gens = _gens(["9", "15"], config=config, items=other)
-    write_condition(tmp_path / "b", b_gens, tiny("qwen3"), items=other)
+    hotter = dataclasses.replace(sampled, max_new_tokens=16, temperature=0.7)
+    write_condition(tmp_path / "b", _gens(["9", "15"], config=hotter, items=other),
+                    tiny("qwen3"), items=other)  # fmt: skip
     out = tmp_path / "out"
     code, _, err = run_cli("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out))
     line = _one_line_error(code, err, r"refusing to compare a with b")
-    for key in (
-        "max_new_tokens: 8 vs 16",
-        "do_sample: False vs True",
-        "temperature: 1.0 vs 0.7",
-        "item_set: ",
-    ):
+    for key in ("max_new_tokens: 8 vs 16", "temperature: 1.0 vs 0.7", "item_set: '2 items"):
         assert key in line, line
-    assert "--allow max_new_tokens --allow do_sample --allow temperature --allow item_set" in line
+    assert "seed" not in line and "do_sample" not in line and "model" not in line
+    assert "--allow max_new_tokens --allow temperature --allow item_set)" in line
     assert not out.exists()
     with pytest.raises(ComparisonRefused):
         compare_conditions(a, read_condition(tmp_path / "b"), allow=["max_new_tokens"])
 
-    allow = [
-        x
-        for k in ("max_new_tokens", "do_sample", "temperature", "item_set")
-        for x in ("--allow", k)
-    ]
+    keys = ("max_new_tokens", "temperature", "item_set")
+    allow = [x for k in keys for x in ("--allow", k)]
     code, stdout, err = run_cli(
         "compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out), *allow
     )
     assert code == 0, err
     report = json.loads((out / "comparison.json").read_text())
-    assert set(report["allowed_differences"]) == {
-        "max_new_tokens",
-        "do_sample",
-        "temperature",
-        "item_set",
-    }
+    assert set(report["allowed_differences"]) == set(keys)
     assert report["delta"]["n_paired"] == 1  # only the shared item is paired
     assert "Differences accepted with `--allow`" in (out / "report.md").read_text()
+
+    # Greedy decoding: a different seed (or temperature) changes nothing, so it is no difference.
+    greedy = [_gens(["9", "15"], config=DecodingConfig(max_new_tokens=8, seed=s)) for s in (0, 1)]
+    ga, gb = (
+        write_condition(tmp_path / f"g{s}", g, tiny("llama"), items=ITEMS)
+        for s, g in enumerate(greedy)
+    )
+    assert compare_conditions(ga, gb).delta.delta == 0.0
+    sampled_b = write_condition(
+        tmp_path / "s", _gens(["9", "15"], config=sampled), tiny("llama"), items=ITEMS
+    )
+    with pytest.raises(ComparisonRefused, match="do_sample: False vs True; temperature: 'unused"):
+        compare_conditions(ga, sampled_b)
 
     code, _, err = run_cli(
         "compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out), "--allow", "colour"
@@ -220,6 +223,9 @@ def test_rescoring_undoes_a_truncation_artifact(verbose_dir, tiny, tmp_path):
     markdown = (out / "report.md").read_text()
     assert "truncation artifact" in markdown and "its sign flipped" in markdown
     assert read_condition(out / "rescored/a").max_new_tokens == 64
+    from probes.labels import load_labels  # the rescored rows are a label source for falsify
+
+    assert load_labels(f"{out}/rescored/a/generations.jsonl:scores.domain").tolist() == [1.0, 1.0]
 
     with pytest.raises(ValueError, match="rescoring model is not the one"):
         rescore_condition(a, load_model(str(verbose_dir), dtype="bfloat16"), 64)
@@ -232,12 +238,14 @@ def test_generate_cli_writes_a_condition(tiny_dir, tmp_path, items_file):
     out = tmp_path / "cond"
     code, stdout, err = run_cli(
         "generate", "--model", str(tiny_dir), "--items", str(items), "--max-new-tokens", "4",
-        "--out", str(out), "--no-progress",
+        "--out", str(out), "--no-progress", "--score", "domain", "--score", "verbal",
     )  # fmt: skip
     assert code == 0, err
     cond = read_condition(out)
     assert cond.max_new_tokens == 4 and len(cond.items) == 2 and "truncated" in stdout
     assert cond.model["fingerprint_sha256"] and cond.items[1].labels["gold"] == 15
+    assert all(set(v) == {"domain", "verbal"} for v in cond.scores.values())
+    assert "domain: mean 0.000 over 2 items" in stdout  # a random tiny model is never right
     code, _, err = run_cli("generate", "--model", str(tiny_dir), "--items", str(items),
                            "--max-new-tokens", "4", "--out", str(out), "--no-progress")  # fmt: skip
     _one_line_error(code, err, r"already holds a condition")
@@ -265,3 +273,21 @@ def test_bad_inputs_are_one_line(tiny, tmp_path):
     code, _, err = run_cli("compare", str(tmp_path / "a"), str(tmp_path / "a"), *args,
                            "--rescore-max-new-tokens", "4")  # fmt: skip
     _one_line_error(code, err, r"must exceed the condition's 8")
+
+
+def test_scorers(tiny, tmp_path):
+    from workbench.scorers import Scorer
+
+    items = [
+        Item("a", "Capital of France?", labels={"checklist": ["Paris", "Seine"]}),
+        Item("b", "Capital of Italy?", labels={"checklist": ["Rome"]}),
+    ]
+    gens = _gens(["Paris, I think.", "Rome."], items=items)
+    cond = write_condition(tmp_path / "c", gens, tiny("llama"), items=items,
+                           scores={"a": {"len": 15}, "b": {"len": 5}})  # fmt: skip
+    assert Scorer.parse("coverage")(cond) == {"a": 0.5, "b": 1.0}
+    assert Scorer.parse("coverage>=0.6")(cond) == {"a": 0.0, "b": 1.0}
+    assert Scorer.parse("verbal")(cond) == {"a": 0.0, "b": 1.0}  # "I think" hedges
+    assert Scorer.parse("score:len>=10")(cond) == {"a": 1.0, "b": 0.0}
+    with pytest.raises(ValueError, match="has no 'family' label"):
+        Scorer.parse("domain")(cond)
