@@ -2,7 +2,8 @@
 
 Each package contributes its commands through a ``register(app)`` function in
 its own ``cli`` module (``workbench.commands``, ``probes.cli``,
-``interventions.cli``). Bad input raises :class:`WorkbenchError`, printed here
+``interventions.cli``, ...); :data:`COMMANDS` says which, so a command imports
+only what it needs. Bad input raises :class:`WorkbenchError`, printed here
 as one line with exit code 2; nothing already computed is removed.
 """
 
@@ -17,16 +18,24 @@ from workbench.errors import WorkbenchError
 
 __all__ = ["build_app", "main"]
 
-_COMMAND_MODULES = (
-    "workbench.commands",
-    "probes.cli",
-    "interventions.cli",
-    "workbench.compare_cli",
-    "workbench.study.cli",
-)
+#: Which module registers each command, so that ``workbench falsify`` imports
+#: neither torch nor transformers. ``tests/workbench/test_cli_routing.py`` checks
+#: this table against what each module really registers.
+COMMANDS: dict[str, str] = {
+    "models": "workbench.commands",
+    "capture": "workbench.commands",
+    "falsify": "probes.cli",
+    "attribute": "interventions.cli",
+    "temper": "interventions.cli",
+    "generate": "workbench.compare_cli",
+    "compare": "workbench.compare_cli",
+    "demo": "workbench.study.cli",
+    "run": "workbench.study.cli",
+}
 
 
-def build_app() -> typer.Typer:
+def build_app(command: str | None = None) -> typer.Typer:
+    """The typer app; with ``command``, only the module that registers it is imported."""
     app = typer.Typer(
         name="workbench",
         help="Capture h_last and o_proj head inputs, falsify probes honestly, attribute and temper heads.",
@@ -39,14 +48,9 @@ def build_app() -> typer.Typer:
     def _root() -> None:
         """Capture h_last and o_proj head inputs, falsify probes honestly, attribute and temper heads."""
 
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-            continue
-        module.register(app)
+    modules = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
+        importlib.import_module(name).register(app)
     return app
 
 
@@ -55,17 +59,23 @@ def _quiet_libraries() -> None:
     import os
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:
+    if "transformers" not in sys.modules:  # read by transformers at import: no import here
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         return
+    from transformers.utils import logging as hf_logging
+
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
 
 
+def _command(argv: list[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> None:
     _quiet_libraries()
-    app = build_app()
+    app = build_app(_command(sys.argv[1:] if argv is None else argv))
     try:
         app(args=argv, prog_name="workbench")
     except WorkbenchError as e:
