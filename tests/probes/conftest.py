@@ -71,24 +71,9 @@ def make_planted() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
 
 
 @pytest.fixture
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """Run ``workbench ARGS`` through ``workbench.cli.main``; returns (exit code, stderr).
-
-    The app is the real one from ``build_app``; when it has no group callback
-    (only one command module registered so far) one is added so that the
-    command name dispatches as it will once every module registers.
-    """
+def run_cli(capsys: pytest.CaptureFixture[str]):
+    """Run ``workbench ARGS`` through ``workbench.cli.main``; returns (exit code, stderr)."""
     import workbench.cli as wcli
-
-    build = wcli.build_app
-
-    def grouped():
-        app = build()
-        if app.registered_callback is None:
-            app.callback()(lambda: None)
-        return app
-
-    monkeypatch.setattr(wcli, "build_app", grouped)
 
     def run(*args: str) -> tuple[int, str]:
         code = 0
