@@ -190,7 +190,11 @@ def head_attribution_heatmap(
     top = [h for h in attr.ranked(by) if np.isfinite(h.score(by))][:n_marked]  # type: ignore[arg-type]
     for h in top:
         fig.add_annotation(
-            x=f"H{h.head}", y=f"L{h.layer}", text="★", showarrow=False, font={"size": 14}
+            x=f"H{h.head}",
+            y=f"L{h.layer}",
+            text="★",
+            showarrow=False,
+            font={"size": 16, "color": "gold"},
         )
     fig.update_yaxes(autorange="reversed", title="layer")
     fig.update_layout(

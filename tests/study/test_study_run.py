@@ -25,12 +25,13 @@ from workbench.study.runner import run_study
 REPORT_KEYS = {
     "schema", "title", "created", "workbench_version", "run_dir", "config", "models", "items",
     "labels", "truncation", "verdict", "steps", "falsification", "depth_curve", "dispositions",
-    "attribution", "tempering", "sidecar", "traces", "plain", "skipped", "figures", "cache",
+    "attribution", "tempering", "sidecar", "traces", "plain", "confounds", "skipped", "figures", "cache",
     "timings", "files",
 }  # fmt: skip
 FIGURES = {
     "truncation", "disposition_train", "disposition_fresh", "disposition_fresh_hard",
-    "auc_collapse", "roc", "axes", "pca", "probe_disposition", "depth_curve", "attribution",
+    "auc_collapse", "roc", "axes", "pca", "probe_disposition", "confounds", "depth_curve",
+    "attribution",
     "sweep", "sidecar_baseline", "sidecar_gated", "trace_0", "trace_1", "trace_2",
 }  # fmt: skip
 
@@ -84,7 +85,7 @@ def test_report_has_every_key_and_figure(study):
     assert set(report["figures"]) == FIGURES
     assert [s["name"] for s in report["steps"]] == ["cv", "fresh", "axes", "layers", "second_model"]
     assert all(s["verdict"] in ("pass", "fail", "not run") and s["plain"] for s in report["steps"])
-    for key in ("overall", "truncation", "step1", "step5", "fresh_hard", "depth_curve",
+    for key in ("overall", "truncation", "step1", "step5", "fresh_hard", "depth_curve", "confounds",
                 "dispositions", "attribution", "tempering", "sidecar"):  # fmt: skip
         assert report["plain"][key], key
     assert report["labels"]["lexicon"]["agreement"]["n"] == 93
@@ -92,6 +93,9 @@ def test_report_has_every_key_and_figure(study):
     assert set(report["truncation"]["per_split"]) == {"train", "fresh", "fresh_hard"}
     assert report["falsification"]["fresh_hard"]["diagnosis"]["verdict"]
     assert len(report["depth_curve"]["layers"]) == result.n_layers
+    conf = report["confounds"]["splits"]["fresh"]
+    assert set(conf["baselines"]) == {"response length (tokens)", "truncated", "task family"}
+    assert set(conf["within"]) == {"family = arithmetic", "family = capitals", "not truncated"}
     assert report["attribution"]["result"]["cohorts"]["a"]["name"] == "cw"
     assert report["tempering"]["seeds"] == [0, 1]
     assert len(report["traces"]) == 3 and report["traces"][0]["p_correct"]

@@ -112,3 +112,46 @@ def test_sweep_round_trips_through_json(tiny):
         decoding=None, batch_size=3,
     )  # fmt: skip
     assert sweep_from_json(result.to_json()) == result
+
+
+def _rows(correct, lengths, families):
+    return tuple(
+        {"id": str(i), "family": f, "correct": bool(c), "truncated": n >= 40, "n_tokens": n,
+         "verbal": "assert"}
+        for i, (c, n, f) in enumerate(zip(correct, lengths, families, strict=True))
+    )  # fmt: skip
+
+
+def test_confound_check_flags_a_probe_that_length_already_explains():
+    from workbench.study.confounds import confound_check
+    from workbench.study.verdicts import confound_plain, overall_plain
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(30), np.zeros(30)].astype(int)
+    length = np.where(y == 1, 10, 45) + rng.integers(0, 5, 60)  # wrong answers ramble
+    fam = ["capitals", "arithmetic"] * 30
+    train = SplitLabels("train", _rows(y, length, fam))
+    fresh = SplitLabels("fresh", _rows(y, length, fam))
+    weak = np.clip(0.5 + 0.3 * (y - 0.5) + rng.normal(0, 0.3, 60), 0, 1)  # AUC ~0.75
+    check = confound_check(train, {"fresh": (fresh, weak)}, n_boot=0)
+    assert check.best_baseline("fresh")[0] == "response length (tokens)"
+    assert check.beats_baselines("fresh") is False
+    assert "may be reading that" in confound_plain(check)
+    perfect = check.probe["fresh"]
+    assert perfect is not None and set(check.within["fresh"]) == {
+        "family = arithmetic", "family = capitals", "not truncated",
+    }  # fmt: skip
+    # a probe that ranks perfectly beats a baseline that cannot
+    flat = SplitLabels("fresh", _rows(y, rng.integers(5, 50, 60), ["capitals"] * 60))
+    check2 = confound_check(
+        SplitLabels("train", _rows(y, rng.integers(5, 50, 60), ["capitals"] * 60)),
+        {"fresh": (flat, y * 0.9 + 0.05)}, n_boot=0,
+    )  # fmt: skip
+    assert check2.beats_baselines("fresh") is True
+    assert "task family" not in check2.baselines["fresh"]  # one family: no family baseline
+    assert "All five steps pass" in overall_plain(_PassingReport(), {}, check)
+
+
+class _PassingReport:
+    verdict = "pass"
+    steps = ()

@@ -6,7 +6,7 @@ or a value of the wrong type, is an error that names it and the fix.
 
 >>> cfg = StudyConfig()
 >>> cfg.model.name, cfg.second_model.name, cfg.generation.max_new_tokens
-('smollm2-135m-instruct', 'gemma3-270m', 64)
+('smollm2-135m-instruct', 'gemma3-270m', 48)
 >>> StudyConfig.from_dict({"items": {"train": 40}}).items.train
 40
 """
@@ -92,7 +92,7 @@ class ModelConfig:
     name: str = "smollm2-135m-instruct"
     dtype: str = "float32"
     device: str = "cpu"
-    batch_size: int = 16
+    batch_size: int = 48
     prompt_template: str = "{prompt}"
     chat_template: str = "auto"
 
@@ -129,8 +129,8 @@ class ItemsConfig:
 class GenerationConfig:
     """``[generation]``: greedy decoding; the short cap is the truncation check."""
 
-    max_new_tokens: int = 64
-    short_max_new_tokens: int = 24
+    max_new_tokens: int = 48
+    short_max_new_tokens: int = 16
 
     def __post_init__(self) -> None:
         if not 1 <= self.short_max_new_tokens < self.max_new_tokens:
@@ -187,7 +187,7 @@ class SecondModelConfig:
     prompt_template: str = "Question: {prompt}\nAnswer:"
     chat_template: str = "auto"
     max_new_tokens: int = 16
-    batch_size: int = 16
+    batch_size: int = 32
 
     def __post_init__(self) -> None:
         _check_chat(self.chat_template, "second_model")
@@ -222,7 +222,7 @@ class TemperingConfig:
 
     enabled: bool = True
     split: str = "fresh"
-    n_items: int = 24
+    n_items: int = 20
     lambdas: tuple[float, ...] = (0.0, 0.5, 1.0)
     seeds: tuple[int, ...] = (0, 1)
     max_new_tokens: int = 32

@@ -10,6 +10,7 @@ name                        what it shows
 ``axes``                    per-axis CV vs transfer AUC (when an axis ran)
 ``probe_disposition``       fresh: correct against "the probe asserts"
 ``pca``                     h_last, first two principal components
+``confounds``               the probe against trivial baselines, and within groups
 ``depth_curve``             probe AUC by layer (CV and each fresh set)
 ``attribution``             layer x head Cohen d, clickable
 ``sweep``                   tempering: metric vs lambda, seeds as bands
@@ -29,11 +30,12 @@ from probes import disposition_figure, report_figures
 from probes.disposition import DispositionTable
 from workbench.activation_plots import depth_figure, head_attribution_heatmap, token_trace_figure
 from workbench.study.collect import H_LAST
+from workbench.study.confounds import ConfoundCheck
 
 if TYPE_CHECKING:
     from workbench.study.runner import StudyResult
 
-__all__ = ["study_figures", "truncation_figure"]
+__all__ = ["confound_figure", "study_figures", "truncation_figure"]
 
 
 def truncation_figure(per_split: dict, short_cap: int, main_cap: int) -> go.Figure:
@@ -59,6 +61,32 @@ def truncation_figure(per_split: dict, short_cap: int, main_cap: int) -> go.Figu
         barmode="group",
         title=f"The truncation artifact: the same greedy answers cut at {short_cap} vs {main_cap} tokens",
         yaxis={"title": "share of items", "range": [0, 1]},
+    )
+    return fig
+
+
+def confound_figure(check: ConfoundCheck) -> go.Figure:
+    """Fresh AUC of the probe, of each one-feature baseline and of the probe within groups."""
+    fig = go.Figure()
+    for i, split in enumerate(check.probe):
+        bars = {"probe (all items)": check.probe[split]}
+        bars.update({f"baseline: {k}": v for k, v in check.baselines[split].items()})
+        bars.update({f"probe within {k}": v for k, v in check.within[split].items()})
+        names = list(bars)
+        vals = [None if v is None else v.auc for v in bars.values()]
+        fig.add_bar(
+            x=names, y=vals, name=split, marker_color=("#E45756", "#B279A2", "#54A24B")[i % 3],
+            error_y={
+                "type": "data", "symmetric": False,
+                "array": [0 if v is None else v.hi - v.auc for v in bars.values()],
+                "arrayminus": [0 if v is None else v.auc - v.lo for v in bars.values()],
+            },
+        )  # fmt: skip
+    fig.add_hline(y=0.5, line_dash="dot", line_color="grey", annotation_text="chance 0.5")
+    fig.update_layout(
+        barmode="group",
+        title="Does the probe beat a trivial feature of the answer? (AUC on held-out sets)",
+        yaxis={"range": [0, 1], "title": "ROC AUC"},
     )
     return fig
 
@@ -89,6 +117,8 @@ def study_figures(result: StudyResult, truncation: dict) -> dict[str, go.Figure]
         extra["probe_disposition"] = extra.pop("disposition", None)  # type: ignore[arg-type]
         figs.update({k: v for k, v in extra.items() if v is not None})
         figs["pca"].update_layout(title="h_last, first two principal components (label: correct)")
+    if result.confounds is not None:
+        figs["confounds"] = confound_figure(result.confounds)
     if result.depth is not None:
         d = result.depth
         figs["depth_curve"] = depth_figure(

@@ -57,6 +57,17 @@ def _badge(verdict: str) -> str:
     return f'<span class="badge badge-{escape(cls)}">{escape(verdict)}</span>'
 
 
+def _confound_badge(report: Mapping[str, Any]) -> str:
+    """``beats trivial baselines: yes/no`` for the fresh set (empty when not measured)."""
+    fresh = ((report.get("confounds") or {}).get("splits") or {}).get("fresh") or {}
+    beats = fresh.get("probe_beats_baselines")
+    if beats is None:
+        return ""
+    cls = "pass" if beats else "fail"
+    text = "yes" if beats else f"no ({fresh.get('best_baseline')})"
+    return f'&nbsp; beats trivial baselines <span class="badge badge-{cls}">{escape(text)}</span>'
+
+
 def _plain(text: str | None) -> str:
     return f'<p class="plain">{escape(text or "")}</p>'
 
@@ -181,11 +192,11 @@ def render_html(
 
     parts = [
         f"<h1>{escape(report['title'])}</h1>",
-        _badge(str(report["verdict"])),
+        f"five steps {_badge(str(report['verdict']))} {_confound_badge(report)}",
         _plain(p.get("overall")),
     ]
     nav = [("steps", "Five steps"), ("setup", "Setup"), ("truncation", "Truncation"),
-           ("falsification", "Falsification"), ("depth", "Depth"),
+           ("falsification", "Falsification"), ("confounds", "Confounds"), ("depth", "Depth"),
            ("dispositions", "Dispositions"), ("attribution", "Heads"),
            ("tempering", "Tempering"), ("sidecar", "Sidecar"), ("traces", "Token traces"),
            ("run", "Run")]  # fmt: skip
@@ -203,6 +214,8 @@ def render_html(
         hard = f"<h3>The harder fresh set</h3>{_plain(p.get('fresh_hard'))}"
         parts.append(section("falsification", "The five-step falsification pipeline",
                              steps + fig("auc_collapse", "roc", "axes", "probe_disposition", "pca") + hard))  # fmt: skip
+        parts.append(section("confounds", "Confounds: does the probe beat a trivial feature?",
+                             _plain(p.get("confounds")) + fig("confounds")))  # fmt: skip
         parts.append(section("depth", "Where the signal lives: AUC by layer",
                              _plain(p.get("depth_curve")) + fig("depth_curve")))  # fmt: skip
         disp = [n for n in figures if n.startswith("disposition_")]

@@ -21,6 +21,10 @@ Top-level keys (``schema`` ``"workbench.study/1"``):
 ``falsification``
     the full ``probes`` report (``report``), skipped trials with reasons, the
     chosen C, and ``fresh_hard`` (transfer to the harder set, diagnosis).
+``confounds``
+    per fresh split: the probe's AUC, one-feature baselines (response length,
+    truncated, task family) fitted on train, and the probe within each family
+    and among untruncated answers.
 ``depth_curve``, ``dispositions``, ``attribution``, ``tempering``, ``sidecar``, ``traces``
     each step's results (``null`` with a reason in ``skipped`` when not run).
 ``plain``
@@ -44,6 +48,7 @@ from workbench.study.figures import study_figures
 from workbench.study.labels import lexicon_json, truncation_json
 from workbench.study.verdicts import (
     attribution_plain,
+    confound_plain,
     depth_plain,
     disposition_plain,
     hard_plain,
@@ -57,7 +62,7 @@ from workbench.study.verdicts import (
 if TYPE_CHECKING:
     from workbench.study.runner import StudyResult
 
-__all__ = ["SCHEMA", "build_report", "write_report"]
+__all__ = ["SCHEMA", "build_report", "markdown_summary", "write_report"]
 
 SCHEMA = "workbench.study/1"
 STEP_NAMES = ("cv", "fresh", "axes", "layers", "second_model")
@@ -121,7 +126,8 @@ def build_report(result: StudyResult, truncation: dict[str, Any], figures: list[
         skipped["attribution"] = result.attribution.skipped
     steps = _steps(result)
     plain = {
-        "overall": overall_plain(fals.report, fals.skipped),
+        "overall": overall_plain(fals.report, fals.skipped, result.confounds),
+        "confounds": confound_plain(result.confounds),
         "truncation": truncation_plain(truncation),
         **{f"step{s['step']}": s["plain"] for s in steps},
         "fresh_hard": hard_plain(fals.hard) if fals.report is not None else "Not run.",
@@ -154,6 +160,7 @@ def build_report(result: StudyResult, truncation: dict[str, Any], figures: list[
         "verdict": "not run" if fals.report is None else fals.report.verdict,
         "steps": steps,
         "falsification": fals.to_json(),
+        "confounds": None if result.confounds is None else result.confounds.to_json(),
         "depth_curve": None if result.depth is None else result.depth.to_json(),
         "dispositions": result.dispositions,
         "attribution": result.attribution.to_json(),
@@ -173,6 +180,30 @@ def build_report(result: StudyResult, truncation: dict[str, Any], figures: list[
     }
 
 
+def markdown_summary(report: dict[str, Any]) -> str:
+    """The five steps, the confound check and the timings as Markdown (``summary.md``)."""
+    lines = [
+        f"# {report['title']}",
+        "",
+        f"**Verdict: {report['verdict']}.** {report['plain']['overall']}",
+        "",
+        "| step | verdict | result |",
+        "| --- | --- | --- |",
+    ]
+    for s in report["steps"]:
+        lines.append(
+            f"| {s['step']}. {s['title']} | {s['verdict']} | {s['summary'] or s['plain']} |"
+        )
+    lines += ["", f"Confounds: {report['plain']['confounds']}", ""]
+    lines += [f"Harder fresh set: {report['plain']['fresh_hard']}", ""]
+    lines += [f"Truncation: {report['plain']['truncation']}", ""]
+    total = report["timings"].get("total")
+    lines += [f"Wall time: {total:.0f} s (stages: " + ", ".join(
+        f"{k} {v:.0f} s" for k, v in report["timings"].items() if k != "total"
+    ) + ")." if total is not None else "", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
 def write_report(result: StudyResult) -> Path:
     """Write ``labels/<split>.jsonl``, ``report.json`` and ``report.html``; return the HTML path."""
     from workbench.study.html import render_html
@@ -186,8 +217,9 @@ def write_report(result: StudyResult) -> Path:
     )
     figures = study_figures(result, truncation)
     report = build_report(result, truncation, list(figures))
-    report["files"] = sorted({*report["files"], "report.json", "report.html"})
+    report["files"] = sorted({*report["files"], "report.json", "report.html", "summary.md"})
     atomic_write_json(out / "report.json", report)
+    atomic_write_bytes(out / "summary.md", markdown_summary(report).encode("utf-8"))
     path = out / "report.html"
     atomic_write_bytes(path, render_html(report, figures).encode("utf-8"))
     return path

@@ -27,6 +27,7 @@ from workbench.progress import console
 from workbench.study.cache import Stage, stage_key
 from workbench.study.collect import H_LAST, SplitData, collect_split, format_items
 from workbench.study.config import SPLIT_NAMES, StudyConfig, chat_flag, load_config
+from workbench.study.confounds import ConfoundCheck, confound_check
 from workbench.study.depth import DepthCurve, depth_curve
 from workbench.study.falsification import Falsification, dispositions_json, run_falsification
 from workbench.study.gating import gate_split
@@ -62,6 +63,7 @@ class StudyResult:
     labels: dict[str, SplitLabels]
     second: dict[str, SecondSplit] | None
     falsification: Falsification
+    confounds: ConfoundCheck | None
     depth: DepthCurve | None
     dispositions: dict[str, Any]
     attribution: AttributionOutcome
@@ -149,6 +151,7 @@ def run_study(
             say("[bold]five-step falsification[/]")
             with clock.stage("falsification"):
                 fals = _falsify(data, labels, second, config, progress)
+            confounds = _confounds(config, data, labels, fals)
             with clock.stage("depth curve"):
                 depth = _depth(config, data, labels, fals, progress, skipped)
         n_layers = data["train"].n_layers
@@ -164,6 +167,7 @@ def run_study(
     clock.seconds["total"] = time.perf_counter() - start
     result = StudyResult(
         config=config, out=out, data=data, labels=labels, second=second, falsification=fals,
+        confounds=confounds,
         depth=depth, dispositions=dispositions_json(labels), attribution=attribution,
         sweep=sweep, sidecar=sidecar, traces=traces, trace_head=head, skipped=skipped,
         cache=cache, models=_models(out, models), seconds=clock.seconds, n_layers=n_layers,
@@ -191,6 +195,25 @@ def _falsify(
         return run_falsification(
             data, labels, second, config, say=lambda m: spinner.update(f"falsify: {m}")
         )
+
+
+def _confounds(
+    config: StudyConfig,
+    data: dict[str, SplitData],
+    labels: dict[str, SplitLabels],
+    fals: Falsification,
+) -> ConfoundCheck | None:
+    if fals.probe is None:
+        return None
+    probe = fals.probe
+    fresh = {
+        s: (labels[s], probe.predict_proba(d.site(H_LAST))[:, 1])
+        for s, d in data.items()
+        if s != "train"
+    }
+    return confound_check(
+        labels["train"], fresh, n_boot=config.probe.depth_n_boot, seed=config.run.seed
+    )
 
 
 def _depth(

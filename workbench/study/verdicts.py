@@ -17,11 +17,13 @@ from typing import Any
 
 from interventions import SidecarResult, SweepResult
 from probes import FalsificationReport, StepResult
+from workbench.study.confounds import ConfoundCheck
 from workbench.study.depth import DepthCurve
 from workbench.study.heads import AttributionOutcome
 
 __all__ = [
     "attribution_plain",
+    "confound_plain",
     "depth_plain",
     "disposition_plain",
     "hard_plain",
@@ -70,17 +72,34 @@ def step_plain(
     return text
 
 
-def overall_plain(report: FalsificationReport | None, skipped: Mapping[str, str]) -> str:
-    """The study's verdict in two sentences."""
+def overall_plain(
+    report: FalsificationReport | None,
+    skipped: Mapping[str, str],
+    confounds: ConfoundCheck | None = None,
+) -> str:
+    """The study's verdict in a few sentences (with the confound check when it matters)."""
     if report is None:
         return (
             f"The pipeline could not run: {skipped.get('main', 'no usable labels')}. That is a "
             "property of the model's answers on these items, reported as found."
         )
     if report.verdict == "pass":
+        beaten = confounds is not None and confounds.beats_baselines("fresh") is False
+        if not beaten:
+            return (
+                "All five steps pass, and the probe beats every trivial baseline on the fresh "
+                "set: a correctness handle that survives every escape hatch tested here. Worth "
+                "believing, and worth trying harder to break."
+            )
+        assert confounds is not None
+        name, best = confounds.best_baseline("fresh") or ("?", None)
+        probe = confounds.probe["fresh"]
         return (
-            "All five steps pass: a correctness handle that survives every escape hatch tested "
-            "here. Worth believing, and worth trying harder to break."
+            "All five steps pass, but that is not yet a correctness handle: "
+            f"{name} alone predicts correctness on the fresh set as well as the probe does "
+            f"(AUC {best.auc if best else float('nan'):.3f} vs {probe.auc if probe else float('nan'):.3f}). "
+            "The five steps cannot tell a read-out of correctness from a read-out of that "
+            "confound; the within-group AUCs below show how much survives when it is held fixed."
         )
     failed = [s for s in report.steps if s.verdict == "fail"]
     if failed:
@@ -96,6 +115,37 @@ def overall_plain(report: FalsificationReport | None, skipped: Mapping[str, str]
         + ", ".join(missing)
         + " did not run, so the result is not yet worth believing."
     )
+
+
+def confound_plain(confounds: ConfoundCheck | None) -> str:
+    if confounds is None:
+        return "Not run: no probe was fitted."
+    parts = []
+    for split, probe in confounds.probe.items():
+        if probe is None:
+            parts.append(f"{split}: one class only, AUC undefined.")
+            continue
+        best = confounds.best_baseline(split)
+        within = ", ".join(
+            f"{k} {v.auc:.3f}" if v is not None else f"{k} undefined"
+            for k, v in confounds.within[split].items()
+        )
+        if best is None:
+            parts.append(f"{split}: probe AUC {probe.auc:.3f}; within groups: {within}.")
+            continue
+        if probe.auc < 0.63:
+            verdict = (
+                "the probe is under the gate's bar of 0.63 itself, so there is little to explain"
+            )
+        elif confounds.beats_baselines(split):
+            verdict = "the probe beats it"
+        else:
+            verdict = "the probe does not beat it, so it may be reading that instead of correctness"
+        parts.append(
+            f"{split}: probe AUC {probe.auc:.3f}, best trivial baseline {best[0]} "
+            f"{best[1].auc:.3f}: {verdict}. Probe within groups: {within}."
+        )
+    return " ".join(parts)
 
 
 def truncation_plain(trunc: Mapping[str, Any]) -> str:
@@ -136,12 +186,20 @@ def hard_plain(hard: Mapping[str, Any]) -> str:
         return "Not run: no fresh_hard items ([items] fresh_hard = 0)."
     d = hard["diagnosis"]
     auc = hard["transfer"]["auc"]["auc"] if hard["transfer"] else None
-    head = (
+    cliff = "base_rate_collapse" in d.get("flags", []) or d["verdict"] == "capability_cliff"
+    lead = "The capability cliff shows. " if cliff else ""
+    head = lead + (
         f"On the harder fresh set {hard['n_pos']} of {hard['n']} answers are correct "
         f"({hard['pos_rate']:.3f}, against {hard['train_pos_rate']:.3f} on train)"
         + (f"; the probe's AUC there is {auc:.3f}" if auc is not None else "")
     )
-    return f"{head}. Diagnosis: {d['verdict'].replace('_', ' ')}. {d['explanation']}"
+    small = (
+        f" With {min(hard['n_pos'], hard['n'] - hard['n_pos'])} items in the smaller class the "
+        "AUC's interval is wide."
+        if auc is not None and min(hard["n_pos"], hard["n"] - hard["n_pos"]) < 10
+        else ""
+    )
+    return f"{head}.{small} Diagnosis: {d['verdict'].replace('_', ' ')}. {d['explanation']}"
 
 
 def depth_plain(depth: DepthCurve | None, reason: str | None) -> str:
@@ -211,6 +269,14 @@ def sweep_plain(sweep: SweepResult | None, heads: Any, reason: str | None) -> st
         else f"{len(moved)} change(s) exceed the seed-to-seed spread; with "
         f"{len(sweep.seeds)} seeds that is a lead to replicate, not a result."
     )
+    side = [
+        f"{c.metric} {c.delta:+.2f} at lambda {c.value:g} (spread {c.spread:.2f})"
+        for c in sweep.comparisons
+        if c.metric not in ("correct", "asserts") and c.exceeds
+    ]
+    if side:
+        lead += " It does move " + ", ".join(side) + ": the heads change how the model writes, "
+        lead += "not whether it is right or how sure it sounds."
     heads_text = ", ".join(f"L{h[0]}.H{h[1]}" for h in heads)
     warn = (" Caveats: " + " ".join(sweep.warnings)) if sweep.warnings else ""
     return f"Tempering {heads_text}. {lead} " + "; ".join(parts) + "." + warn
