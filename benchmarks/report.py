@@ -1,0 +1,188 @@
+"""Render results.json as the Markdown tables of results.md."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["render"]
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return out + [""]
+
+
+def _s(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def _x(x: float) -> str:
+    return f"{x:.2f}x"
+
+
+def _diff(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1e}"
+
+
+def _timing_rows(rows: Sequence[dict[str, Any]], prefix: Sequence[Any] = ()) -> list[list[Any]]:
+    return [
+        [
+            *prefix,
+            r["path"],
+            _s(r["median_s"]),
+            f"{_s(r['min_s'])}-{_s(r['max_s'])}",
+            _x(r["ratio"]),
+            f"{_x(r['paired_ratio_min'])}-{_x(r['paired_ratio_max'])}",
+            _diff(r.get("max_abs_diff_vs_floor")),
+        ]
+        for r in rows
+    ]
+
+
+_TIMING = ["path", "median s", "min-max s", "ratio to floor", "paired ratios", "max abs diff"]
+
+
+def _capture(sec: dict[str, Any]) -> list[str]:
+    rows = []
+    for run in sec["runs"]:
+        rows += _timing_rows(run["rows"], [run["batch_size"], run["n_items"], run["n_tokens"]])
+    lines = ["Floor: a plain forward (LM head included) with one PyTorch forward hook.", ""]
+    return lines + _table(["batch", "items", "tokens", *_TIMING], rows)
+
+
+def _early(sec: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Site `{sec['site']}` of {sec['n_layers']} layers, batch {sec['batch_size']}; "
+        f"floor: a full forward with a hook at that layer.",
+        "",
+    ]
+    return lines + _table(_TIMING, _timing_rows(sec["rows"]))
+
+
+def _fused(sec: dict[str, Any]) -> list[str]:
+    lines = [
+        f"{sec['n_items']} prompts x {sec['max_new_tokens']} new tokens, batch {sec['batch_size']}, "
+        f"sites {', '.join(f'`{s}`' for s in sec['sites'])}; responses forced to full length "
+        f"({sec['forcing']}; all full length: {sec['all_full_length']}). Fused is "
+        f"**{sec['speedup']:.2f}x** faster. h_last fused vs two-pass max abs diff "
+        f"{_diff(sec['h_last_max_abs_diff_fused_vs_two_pass'])} over the "
+        f"{sec['retokenised_response_equals_generated']} items whose decoded response "
+        "re-tokenises to the generated ids.",
+        "",
+    ]
+    return lines + _table(_TIMING[:-1], [r[:-1] for r in _timing_rows(sec["rows"])])
+
+
+def _tempered(sec: dict[str, Any]) -> list[str]:
+    layer, head = sec["head"]
+    lines = [
+        f"{sec['n_items']} prompts x {sec['max_new_tokens']} tokens (forced), one batch; head "
+        f"{layer}.{head} x {sec['factor']}. Same tokens as HF tempered: "
+        f"{sec['tokens_equal_to_hf_tempered']}; tempering changed tokens: "
+        f"{sec['tempering_changed_tokens']}.",
+        "",
+    ]
+    rows = [
+        [
+            r["path"],
+            _s(r["median_s"]),
+            f"{_s(r['min_s'])}-{_s(r['max_s'])}",
+            f"{r['throughput']:.1f}",
+            _x(r["throughput_ratio"]),
+        ]
+        for r in sec["rows"]
+    ]
+    return lines + _table(
+        ["path", "median s", "min-max s", "tokens/s", "throughput vs hf_generate"], rows
+    )
+
+
+def _memory(sec: dict[str, Any]) -> list[str]:
+    cuda = sec["metric"] == "cuda_peak_mb"
+    header = ["path", "items", "batch", "peak RSS MB", "RSS before MB", "peak - before MB"]
+    header += ["CUDA peak MB", "CUDA peak - before MB"] if cuda else []
+    rows = []
+    for r in sec["rows"]:
+        row = [r["path"], r["n_items"], r["batch_size"]]
+        row += [f"{r['peak_rss_mb']:.0f}", f"{r['rss_before_mb']:.0f}"]
+        row += [f"{r['peak_rss_delta_mb']:.0f}"]
+        if cuda:
+            row += [f"{r['cuda_peak_mb']:.0f}", f"{r['cuda_peak_delta_mb']:.0f}"]
+        rows.append(row)
+    resets = {r["peak_counter_reset"] for r in sec["rows"]}
+    lines = [
+        f"Streamed peak growth 1x -> 10x items: **{sec['stream_growth'] * 100:.1f}%**. "
+        f"Peak counter reset after warm-up: {resets == {True}}.",
+        "",
+    ]
+    return lines + _table(header, rows)
+
+
+def _padding(sec: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            r["mix"],
+            r["batch_size"],
+            r["n_items"],
+            f"{r['min_tokens']}/{r['median_tokens']}/{r['max_tokens']}",
+            f"{r['pad_fraction_unbucketed'] * 100:.1f}%",
+            f"{r['pad_fraction_bucketed'] * 100:.1f}%",
+        ]
+        for r in sec["rows"]
+    ]
+    header = ["mix", "batch", "items", "tokens min/median/max", "pad unbucketed", "pad bucketed"]
+    return _table(header, rows)
+
+
+_SECTIONS = {
+    "capture": ("1. h_last capture", _capture),
+    "early_stop": ("2. Mid-layer capture with early stop", _early),
+    "fused": ("3. Generate-then-forward vs fused generate-and-capture", _fused),
+    "tempered": ("4. Tempered generation", _tempered),
+    "memory": ("5. Peak memory", _memory),
+}
+
+
+def render(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    s = results["settings"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Run {results['started']} on {m['cpu_model']} ({m['cpu_count']} cores, "
+        f"{m['memory_gb']:.0f} GB), device `{s['device']}` {m.get('cuda_device') or ''}, "
+        f"dtype {s['dtype']}, torch threads {s['threads']}; torch {m['torch']}, "
+        f"transformers {m['transformers']}, transformer-lens {m['transformer_lens']}, "
+        f"nnsight {m['nnsight']}. Load average (1/5/15 min) before "
+        f"{results['load_average']['before']}, after {results['load_average']['after']}; "
+        f"wall {results['wall_s'] / 60:.1f} min. Medians over alternating repetitions "
+        "(A B C, B C A, ...; garbage collected before each call) after a warm-up; min-max "
+        "over repetitions; paired ratios are path/floor within one repetition.",
+        "",
+        "## Targets",
+        "",
+    ]
+    lines += _table(
+        ["model", "target", "path", "value", "threshold", "met"],
+        [
+            [
+                t["model"],
+                t["target"],
+                t["path"],
+                f"{t['value']:.3f}",
+                f"{t['direction']} {t['threshold']:.3g}",
+                "yes" if t["met"] else "**MISSED**",
+            ]
+            for t in results["targets"]
+        ],
+    )
+    for name, model in results["models"].items():
+        lines += [f"## {name}", "", f"Plan: `{model['plan']}`", ""]
+        for key, sec in model["sections"].items():
+            title, fn = _SECTIONS[key]
+            lines += [f"### {title}", ""]
+            lines += [f"Error: `{sec['error']}`", ""] if "error" in sec else fn(sec)
+    lines += ["## 6. Padding waste", "", *_padding(results["padding"])]
+    return "\n".join(lines)
