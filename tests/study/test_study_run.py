@@ -26,7 +26,7 @@ REPORT_KEYS = {
     "schema", "title", "created", "workbench_version", "run_dir", "config", "models", "items",
     "labels", "truncation", "verdict", "steps", "falsification", "depth_curve", "dispositions",
     "attribution", "tempering", "sidecar", "traces", "plain", "confounds", "skipped", "figures", "cache",
-    "timings", "files",
+    "timings", "environment", "files",
 }  # fmt: skip
 FIGURES = {
     "truncation", "disposition_train", "disposition_fresh", "disposition_fresh_hard",
@@ -99,7 +99,7 @@ def test_report_has_every_key_and_figure(study):
     assert report["attribution"]["result"]["cohorts"]["a"]["name"] == "cw"
     assert report["tempering"]["seeds"] == [0, 1]
     assert len(report["traces"]) == 3 and report["traces"][0]["p_correct"]
-    assert report["timings"]["total"] > 0
+    assert report["timings"]["total"] > 0 and report["environment"]["torch_threads"] == 1
     for name in ("labels/train.jsonl", "splits/train/generations.jsonl",
                  "splits/train/features/manifest.json", "second/fresh/features/manifest.json",
                  "sweep/sweep.json", "traces/traces.npz", "report.html"):  # fmt: skip

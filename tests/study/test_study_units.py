@@ -155,3 +155,12 @@ def test_confound_check_flags_a_probe_that_length_already_explains():
 class _PassingReport:
     verdict = "pass"
     steps = ()
+
+
+def test_auto_threads_leaves_a_core_free():
+    import os
+
+    from workbench.study.runner import auto_threads
+
+    n = auto_threads()
+    assert n >= 1 and n <= max(1, (os.cpu_count() or 1))

@@ -15,7 +15,7 @@ import typer
 __all__ = ["register"]
 
 _OUT = "Run directory (cached generations and features there are reused)."
-_THREADS = "CPU threads for torch (overrides [run] threads; 0 keeps the config's)."
+_THREADS = "CPU threads for torch (overrides [run] threads; 0 keeps the config's, whose 0 means one fewer than the cores)."
 _NO_CACHE = "Recompute every stage instead of reusing the run directory's caches."
 
 

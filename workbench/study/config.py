@@ -72,7 +72,7 @@ def chat_flag(value: str) -> bool | None:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """``[run]``: title, global seed and CPU threads (0: torch's default)."""
+    """``[run]``: title, global seed and CPU threads for torch (0: one fewer than the cores)."""
 
     title: str = (
         "Is there a correctness handle in SmolLM2-135M-Instruct that survives a fresh test?"
@@ -82,7 +82,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if self.threads < 0:
-            raise _fail("run", f"threads = {self.threads}: use 0 (torch's default) or a count")
+            raise _fail("run", f"threads = {self.threads}: use 0 (auto) or a count")
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,8 @@ def _steps_table(r: Mapping[str, Any]) -> str:
 
 def _run(r: Mapping[str, Any]) -> str:
     timings = _table(["stage", "seconds"], [[k, v] for k, v in r.get("timings", {}).items()])
+    env = r.get("environment", {})
+    timings += "<p class='muted'>" + escape(", ".join(f"{k} {v}" for k, v in env.items())) + "</p>"
     cache = _table(["stage", "cache"], [[k, v] for k, v in r.get("cache", {}).items()])
     skipped = _table(["what", "why not run"], [[k, v] for k, v in r.get("skipped", {}).items()])
     config = escape(json.dumps(r.get("config", {}), indent=2))

@@ -29,13 +29,16 @@ Top-level keys (``schema`` ``"workbench.study/1"``):
     each step's results (``null`` with a reason in ``skipped`` when not run).
 ``plain``
     section name -> the plain-language verdict shown in ``report.html``.
-``skipped``, ``figures``, ``cache``, ``timings``, ``files``
+``skipped``, ``figures``, ``cache``, ``timings``, ``environment``, ``files``
     what did not run and why; the figures in ``report.html``; which stages
-    were reused; seconds per stage and in total; the run directory's files.
+    were reused; seconds per stage and in total (before the report is
+    written); torch threads, CPU count, device and versions; the run
+    directory's files.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -118,6 +121,21 @@ def _traces(result: StudyResult) -> list[dict[str, Any]]:
     return out
 
 
+def _environment(result: StudyResult) -> dict[str, Any]:
+    import platform
+
+    import torch
+
+    return {
+        "torch_threads": result.threads,
+        "cpu_count": os.cpu_count(),
+        "device": result.config.model.device,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+
+
 def build_report(result: StudyResult, truncation: dict[str, Any], figures: list[str]) -> dict:
     """The ``report.json`` object (see the module docstring)."""
     fals = result.falsification
@@ -172,6 +190,7 @@ def build_report(result: StudyResult, truncation: dict[str, Any], figures: list[
         "figures": figures,
         "cache": result.cache,
         "timings": {k: round(v, 2) for k, v in result.seconds.items()},
+        "environment": _environment(result),
         "files": sorted(
             str(p.relative_to(result.out))
             for p in result.out.rglob("*")

@@ -13,6 +13,7 @@ PosixPath('runs/demo/report.html')
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from workbench.study.models import ModelPool
 from workbench.study.second import SecondSplit, collect_second
 from workbench.study.traces import TokenTrace, load_traces, pick_examples, save_traces, trace_tokens
 
-__all__ = ["StudyResult", "run_study"]
+__all__ = ["StudyResult", "auto_threads", "run_study"]
 
 
 @dataclass
@@ -76,14 +77,27 @@ class StudyResult:
     models: dict[str, Any]
     seconds: dict[str, float]
     n_layers: int
+    threads: int = 0
     report_path: Path | None = None
+
+
+def auto_threads() -> int:
+    """One fewer than the CPU cores this process may use, at least 1.
+
+    Torch's default (every core) collapses when any other process holds a core:
+    its threads spin-wait on each other, and on a 2-core machine a study ran
+    several times slower with 2 threads than with 1.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 @contextlib.contextmanager
 def _threads(n: int) -> Iterator[None]:
-    if n <= 0:
-        yield
-        return
+    n = n if n > 0 else auto_threads()
     import torch
 
     old = torch.get_num_threads()
@@ -171,6 +185,7 @@ def run_study(
         depth=depth, dispositions=dispositions_json(labels), attribution=attribution,
         sweep=sweep, sidecar=sidecar, traces=traces, trace_head=head, skipped=skipped,
         cache=cache, models=_models(out, models), seconds=clock.seconds, n_layers=n_layers,
+        threads=config.run.threads or auto_threads(),
     )  # fmt: skip
     if write:
         from workbench.study.report import write_report
