@@ -1,0 +1,210 @@
+"""The backend interface, and the capture loop the non-HF backends share.
+
+A backend runs the workbench's sites and tempering through one engine's own
+mechanism: PyTorch hooks (``hf``), TransformerLens hook points
+(``transformer_lens``) or nnsight traces (``nnsight``). Every backend has the same
+four methods and returns the same values, so a result can be checked across
+engines:
+
+* ``capture(items, sites)``: a :class:`~workbench.capture.CaptureResult`, same
+  keys and shapes as :func:`workbench.capture.capture`;
+* ``logits(items)``: the final-token logits, ``(n_items, vocab)`` float32;
+* ``temper({(layer, head): factor})``: a context manager scaling heads'
+  ``o_proj`` inputs while active (for capture, logits and generation);
+* ``generate(items, max_new_tokens=...)``: greedy
+  :class:`~workbench.generation.Generations`.
+
+Items are encoded once, by the workbench (chat template, response cut, padding
+with explicit position ids), and token ids go to every engine, so differences
+can only come from the engines.
+
+>>> backend = wrap_backend(lm, "nnsight")  # doctest: +SKIP
+>>> backend.capture(items, ["h_last", "head_in(3)"])["head_in(3)"].shape  # doctest: +SKIP
+(2, 9, 64)
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from types import ModuleType
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from workbench.capture import CaptureResult, encode_items
+from workbench.errors import MissingExtraError, WorkbenchError
+from workbench.generation import Generations
+from workbench.items import Item, as_items
+from workbench.models import LoadedModel
+from workbench.readers import Positions, SiteReader
+from workbench.sites import Site, parse_sites
+from workbench.tokens import DEFAULT_MAX_RESPONSE_TOKENS, Batch, collate, length_buckets
+
+__all__ = [
+    "Backend",
+    "ItemsLike",
+    "Heads",
+    "require_extra",
+    "pad_id",
+    "input_device",
+    "capture_via",
+    "logits_via",
+    "final_token",
+]
+
+ItemsLike = Sequence[Item | str | Mapping[str, Any]]
+Heads = Mapping[tuple[int, int], float]
+#: Runs one padded batch: reads sites into ``reader`` (when given) and returns the
+#: logits at each row's final token, ``(batch, vocab)`` (when ``want_logits``).
+Forward = Callable[[Batch, SiteReader | None, bool], torch.Tensor | None]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What every backend offers (see the module docstring)."""
+
+    name: str
+    lm: LoadedModel
+
+    def capture(
+        self,
+        items: ItemsLike,
+        sites: Sequence[str | Site],
+        *,
+        batch_size: int = 8,
+        max_response_tokens: int = DEFAULT_MAX_RESPONSE_TOKENS,
+        chat_template: bool | None = None,
+        padding_side: str = "left",
+    ) -> CaptureResult: ...
+
+    def logits(
+        self, items: ItemsLike, *, batch_size: int = 8, chat_template: bool | None = None
+    ) -> np.ndarray: ...
+
+    def temper(self, heads: Heads) -> AbstractContextManager[None]: ...
+
+    def generate(
+        self,
+        items: ItemsLike,
+        *,
+        max_new_tokens: int = 16,
+        batch_size: int = 8,
+        chat_template: bool | None = None,
+    ) -> Generations: ...
+
+
+def require_extra(module: str, package: str, extra: str) -> ModuleType:
+    """Import an optional engine, or raise a one-line :class:`MissingExtraError`.
+
+    >>> require_extra("json", "json", "none").__name__
+    'json'
+    """
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules[module] is None
+        found = False
+    if not found:
+        raise MissingExtraError(package, extra)
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name is not None and e.name.split(".")[0] == module.split(".")[0]:
+            raise MissingExtraError(package, extra) from None
+        raise
+
+
+def pad_id(lm: LoadedModel) -> int:
+    pad = lm.tokenizer.pad_token_id
+    return int(pad if pad is not None else lm.tokenizer.eos_token_id)
+
+
+def input_device(lm: LoadedModel) -> torch.device:
+    """Where input ids go: the model's device, or the CPU for a meta (remote-only) model."""
+    device = lm.device
+    return torch.device("cpu") if device.type == "meta" else device
+
+
+def _check_padding(padding_side: str) -> None:
+    if padding_side not in ("left", "right"):
+        raise WorkbenchError(f"padding side {padding_side!r} is not 'left' or 'right'")
+
+
+def capture_via(
+    lm: LoadedModel,
+    items: ItemsLike,
+    sites: Sequence[str | Site],
+    forward: Forward,
+    *,
+    batch_size: int,
+    max_response_tokens: int,
+    chat_template: bool | None,
+    padding_side: str,
+) -> CaptureResult:
+    """:func:`workbench.capture.capture`, with the forward pass run by a backend.
+
+    The backend's ``forward`` feeds the tensors at the reader's points (see
+    :func:`workbench.backends.names.point_of`) to the reader's hook functions,
+    so gathering, pooling and NaN-filling are the HF path's own code.
+    """
+    _check_padding(padding_side)
+    items = as_items(items)
+    reader = SiteReader(lm.layout, parse_sites(sites), early_stop=False)
+    encoded = encode_items(
+        lm, items, chat_template=chat_template, max_response_tokens=max_response_tokens
+    )
+    features: dict[str, np.ndarray] = {}
+    for bucket in length_buckets([len(e) for e in encoded], batch_size):
+        batch = collate(
+            [encoded[i].ids for i in bucket], pad_id(lm), side=padding_side, device=input_device(lm)
+        )
+        reader.positions = Positions.final(batch.last, batch.first, reader.max_n)
+        try:
+            forward(batch, reader, False)
+            values = reader.take()
+        finally:
+            reader.values.clear()
+        for name, tensor in values.items():
+            if name not in features:
+                features[name] = np.empty((len(encoded), *tensor.shape[1:]), dtype=np.float32)
+            features[name][bucket] = tensor.numpy()
+    return CaptureResult(
+        item_ids=tuple(it.id for it in items),
+        features=features,
+        n_tokens=np.array([len(e) for e in encoded]),
+        cut=np.array([e.cut for e in encoded]),
+    )
+
+
+def logits_via(
+    lm: LoadedModel,
+    items: ItemsLike,
+    forward: Forward,
+    *,
+    batch_size: int,
+    chat_template: bool | None,
+) -> np.ndarray:
+    """Final-token logits of prompt + response per item, ``(n_items, vocab)`` float32."""
+    encoded = encode_items(lm, as_items(items), chat_template=chat_template)
+    out: np.ndarray | None = None
+    for bucket in length_buckets([len(e) for e in encoded], batch_size):
+        batch = collate(
+            [encoded[i].ids for i in bucket], pad_id(lm), side="left", device=input_device(lm)
+        )
+        logits = forward(batch, None, True)
+        assert logits is not None  # want_logits=True
+        values = logits.detach().float().cpu().numpy()
+        if out is None:
+            out = np.empty((len(encoded), values.shape[-1]), dtype=np.float32)
+        out[bucket] = values
+    assert out is not None  # as_items refuses an empty list
+    return out
+
+
+def final_token(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Each row's logits at its final non-pad token, ``(batch, vocab)``."""
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    return logits[rows, batch.last.to(logits.device)]

@@ -1,0 +1,320 @@
+"""The TransformerLens 4.x backend: a ``TransformerBridge`` around the loaded HF model.
+
+The bridge is built from the model already in memory (GGUF-loaded, local
+directory or hub: no hub access), with the architecture adapter named by the
+model's class (``LlamaForCausalLM``, ``Gemma3ForCausalLM``...). Sites are read
+and heads tempered through TransformerLens hook points (``blocks.L.attn.hook_z``,
+``blocks.L.hook_resid_post``, ``ln_final.hook_out``; see
+:mod:`workbench.backends.names`), added with ``bridge.hooks(...)``, which removes
+them on exit, also after an exception.
+
+TransformerLens inserts its bridge components into the HF module tree *in
+place*: after wrapping, ``lm.model`` runs through them (the HF path keeps
+working and agrees to float tolerance). Pass ``copy_model=True`` to bridge a
+deep copy and leave ``lm`` untouched, at the cost of a second copy of the weights.
+
+Known pitfall, detected and fixed here: with transformers 5.x the attention
+layers receive the KV cache as ``cache=``, while TransformerLens 4.3's attention
+bridge reads only ``past_key_values=``/``layer_past=``, so cached decoding
+attends to the current token alone and generation degenerates
+(``"Paris---------"`` on SmolLM2). Before the first generation the backend
+compares a cached step with an uncached forward; on a mismatch it forwards
+``cache`` to the bridge's cache update, and if that does not restore agreement
+(Qwen3.5's linear-attention layers) it decodes without a cache.
+:attr:`LensBackend.kv_cache` says which happened.
+
+>>> backend = LensBackend(lm)  # doctest: +SKIP
+>>> with backend.temper({(3, 1): 0.5}):  # doctest: +SKIP
+...     result = backend.capture(items, ["h_last", "head_in(3)"])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from workbench.backends.base import (
+    Heads,
+    ItemsLike,
+    capture_via,
+    final_token,
+    logits_via,
+    require_extra,
+)
+from workbench.backends.decode import greedy_uncached
+from workbench.backends.heads import HeadScales, scale_last_axis
+from workbench.backends.names import point_name, point_of
+from workbench.capture import CaptureResult
+from workbench.errors import WorkbenchError
+from workbench.generation import Generations, generate
+from workbench.hooks import Hook
+from workbench.models import LoadedModel, wrap_model
+from workbench.readers import SiteReader
+from workbench.sites import Site
+from workbench.tokens import DEFAULT_MAX_RESPONSE_TOKENS, Batch
+
+__all__ = ["LensBackend", "build_bridge"]
+
+
+def _architecture(model: torch.nn.Module) -> str:
+    factory = require_extra(
+        "transformer_lens.factories.architecture_adapter_factory", "transformer-lens", "lens"
+    )
+    supported = factory.SUPPORTED_ARCHITECTURES
+    name = type(model).__name__
+    if name in supported:
+        return name
+    from transformer_lens.model_bridge.sources._hf_format import (
+        determine_architecture_from_hf_config,
+    )
+
+    try:
+        return str(determine_architecture_from_hf_config(model.config))
+    except ValueError:
+        raise WorkbenchError(
+            f"TransformerLens has no architecture adapter for {name} (model_type "
+            f"{getattr(model.config, 'model_type', '?')!r}): use backend='hf' or 'nnsight'"
+        ) from None
+
+
+def build_bridge(lm: LoadedModel) -> Any:
+    """A ``TransformerBridge`` around ``lm.model`` (modified in place; see the module docstring)."""
+    require_extra("transformer_lens", "transformer-lens", "lens")
+    from transformer_lens.model_bridge.sources._bridge_builder import (
+        build_bridge_from_module,
+        detect_tokenizer_bos_eos,
+    )
+
+    architecture = _architecture(lm.model)
+    try:
+        bridge = build_bridge_from_module(
+            lm.model,
+            architecture,
+            hf_config=copy.deepcopy(lm.model.config),
+            model_name=lm.name,
+        )
+    except (ValueError, KeyError, AttributeError, NotImplementedError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WorkbenchError(
+            f"TransformerLens cannot bridge {type(lm.model).__name__} ({first}): "
+            "use backend='hf' or 'nnsight'"
+        ) from e
+    # Set after construction so TransformerLens does not reload or re-pad our tokenizer.
+    bridge.tokenizer = lm.tokenizer
+    bridge.cfg.tokenizer_prepends_bos, bridge.cfg.tokenizer_appends_eos = detect_tokenizer_bos_eos(
+        lm.tokenizer
+    )
+    return bridge
+
+
+def _reader_hook(hook: Hook) -> Callable[..., None]:
+    """A TransformerLens hook function feeding a workbench reader hook."""
+    module, fn = hook.module, hook.fn
+    if hook.kind == "pre":  # o_proj input; hook_z comes as (batch, pos, n_heads, head_dim)
+
+        def read_input(tensor: torch.Tensor, hook: Any) -> None:
+            fn(module, (tensor.reshape(*tensor.shape[:2], -1),))
+
+        return read_input
+
+    def read_output(tensor: torch.Tensor, hook: Any) -> None:
+        fn(module, (), tensor)
+
+    return read_output
+
+
+def _scale_hook(vector: torch.Tensor, where: str) -> Callable[..., torch.Tensor]:
+    def scale(tensor: torch.Tensor, hook: Any) -> torch.Tensor:
+        return scale_last_axis(tensor, vector, where)
+
+    return scale
+
+
+def _cache_kwarg_shim(update: Callable[..., Any]) -> Callable[..., Any]:
+    def update_kv_cache(k: torch.Tensor, v: torch.Tensor, **kwargs: Any) -> Any:
+        if kwargs.get("past_key_values") is None and kwargs.get("cache") is not None:
+            kwargs["past_key_values"] = kwargs["cache"]
+        return update(k, v, **kwargs)
+
+    return update_kv_cache
+
+
+class LensBackend:
+    """TransformerLens hook points on a ``TransformerBridge`` (see the module docstring).
+
+    Args:
+        lm: a loaded model; its module tree receives the bridge components.
+        copy_model: bridge a deep copy of ``lm.model`` instead (``self.lm`` is then
+            a new :class:`LoadedModel`).
+
+    Attributes:
+        bridge: the ``TransformerBridge``, for anything TransformerLens offers
+            (``run_with_cache``, ``hooks``, weight views).
+        kv_cache: ``"unchecked"`` until the first generation, then ``"ok"``,
+            ``"patched"`` (the ``cache=`` shim was needed) or ``"disabled"``
+            (decoding re-runs the sequence each step).
+    """
+
+    name = "transformer_lens"
+
+    def __init__(self, lm: LoadedModel, *, copy_model: bool = False) -> None:
+        require_extra("transformer_lens", "transformer-lens", "lens")
+        if copy_model:
+            lm = wrap_model(
+                copy.deepcopy(lm.model),
+                lm.tokenizer,
+                name=lm.name,
+                layout=lm.layout.layout,
+                source=lm.source,
+            )
+        self.lm = lm
+        self.bridge = build_bridge(lm)
+        self.kv_cache = "unchecked"
+
+    def __repr__(self) -> str:
+        return f"LensBackend({self.lm.name!r}, kv_cache={self.kv_cache!r})"
+
+    def _forward(
+        self, batch: Batch, reader: SiteReader | None, want_logits: bool
+    ) -> torch.Tensor | None:
+        layout = self.lm.layout
+        hooks = [
+            (point_name(point_of(layout, h.module), self.name, layout), _reader_hook(h))
+            for h in (reader.hooks() if reader is not None else [])
+        ]
+        with torch.inference_mode(), self.bridge.hooks(fwd_hooks=hooks):
+            logits = self.bridge(
+                batch.input_ids,
+                attention_mask=batch.attention_mask,
+                position_ids=batch.position_ids,
+                use_cache=False,
+                return_type="logits",
+            )
+        return final_token(logits, batch) if want_logits else None
+
+    def capture(
+        self,
+        items: ItemsLike,
+        sites: Sequence[str | Site],
+        *,
+        batch_size: int = 8,
+        max_response_tokens: int = DEFAULT_MAX_RESPONSE_TOKENS,
+        chat_template: bool | None = None,
+        padding_side: str = "left",
+    ) -> CaptureResult:
+        """Capture sites through TransformerLens hook points (same result as the HF path)."""
+        return capture_via(
+            self.lm,
+            items,
+            sites,
+            self._forward,
+            batch_size=batch_size,
+            max_response_tokens=max_response_tokens,
+            chat_template=chat_template,
+            padding_side=padding_side,
+        )
+
+    def logits(
+        self, items: ItemsLike, *, batch_size: int = 8, chat_template: bool | None = None
+    ) -> np.ndarray:
+        """Final-token logits of prompt + response, ``(n_items, vocab)`` float32."""
+        return logits_via(
+            self.lm, items, self._forward, batch_size=batch_size, chat_template=chat_template
+        )
+
+    @contextlib.contextmanager
+    def temper(self, heads: Heads) -> Iterator[None]:
+        """Scale heads' ``o_proj`` inputs at ``blocks.L.attn.hook_z`` while active.
+
+        >>> with LensBackend(lm).temper({(3, 1): 0.0}):  # doctest: +SKIP
+        ...     ablated = backend.logits(items)
+        """
+        scales = HeadScales.build(self.lm.layout, heads)
+        hooks = [
+            (f"blocks.{layer}.attn.hook_z", _scale_hook(v, f"blocks.{layer}.attn.hook_z"))
+            for layer, v in scales.vectors.items()
+        ]
+        with self.bridge.hooks(fwd_hooks=hooks):
+            yield
+
+    def _cache_agrees(self) -> bool:
+        """Whether one cached decoding step gives the logits of an uncached forward."""
+        ids = self.lm.tokenizer("The capital of France is", add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([list(ids)[:6]], device=self.lm.device)
+        if ids.shape[1] < 2:
+            raise WorkbenchError("the tokenizer encodes the probe text to one token: cannot check")
+        model = self.lm.model
+        with torch.inference_mode():
+            full = model(input_ids=ids, use_cache=False).logits[0, -1].float()
+            prefix = model(input_ids=ids[:, :-1], use_cache=True)
+            step = (
+                model(
+                    input_ids=ids[:, -1:],
+                    cache=prefix.cache,
+                    use_cache=True,
+                    position_ids=torch.tensor([[ids.shape[1] - 1]], device=ids.device),
+                )
+                .logits[0, -1]
+                .float()
+            )
+        scale = max(1.0, float(full.abs().max()))
+        return bool(torch.allclose(full, step, rtol=0.0, atol=1e-3 * scale))
+
+    def check_kv_cache(self) -> str:
+        """Detect (and work around) broken cached decoding; returns :attr:`kv_cache`."""
+        if self.kv_cache != "unchecked":
+            return self.kv_cache
+        if self._cache_agrees():
+            self.kv_cache = "ok"
+            return self.kv_cache
+        from transformer_lens.model_bridge.generalized_components.attention import (
+            AttentionBridge,
+        )
+
+        for module in self.lm.model.modules():
+            if isinstance(module, AttentionBridge):
+                module._update_kv_cache = _cache_kwarg_shim(module._update_kv_cache)  # type: ignore[method-assign]
+        self.kv_cache = "patched" if self._cache_agrees() else "disabled"
+        return self.kv_cache
+
+    def generate(
+        self,
+        items: ItemsLike,
+        *,
+        max_new_tokens: int = 16,
+        batch_size: int = 8,
+        chat_template: bool | None = None,
+    ) -> Generations:
+        """Greedy generation through the bridged modules, TransformerLens hooks active.
+
+        Uses the workbench's cached decoding loop (the bridge's own ``generate``
+        is not used), or uncached decoding when :meth:`check_kv_cache` says
+        ``"disabled"``.
+        """
+        if self.check_kv_cache() != "disabled":
+            return generate(
+                self.lm,
+                items,
+                max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
+                chat_template=chat_template,
+            )
+
+        def last_logits(batch: Batch) -> torch.Tensor:
+            logits = self._forward(batch, None, True)
+            assert logits is not None
+            return logits
+
+        return greedy_uncached(
+            self.lm,
+            items,
+            last_logits,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            chat_template=chat_template,
+        )
