@@ -17,7 +17,7 @@ Known pitfall, detected and fixed here: with transformers 5.x the attention
 layers receive the KV cache as ``cache=``, while TransformerLens 4.3's attention
 bridge reads only ``past_key_values=``/``layer_past=``, so cached decoding
 attends to the current token alone and generation degenerates
-(``"Paris---------"`` on SmolLM2). Before the first generation the backend
+(``"Paris---------"`` on SmolLM2). When it is built, the backend
 compares a cached step with an uncached forward; on a mismatch it forwards
 ``cache`` to the bridge's cache update, and if that does not restore agreement
 (Qwen3.5's linear-attention layers) it decodes without a cache.
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -155,9 +156,10 @@ class LensBackend:
     Attributes:
         bridge: the ``TransformerBridge``, for anything TransformerLens offers
             (``run_with_cache``, ``hooks``, weight views).
-        kv_cache: ``"unchecked"`` until the first generation, then ``"ok"``,
-            ``"patched"`` (the ``cache=`` shim was needed) or ``"disabled"``
-            (decoding re-runs the sequence each step).
+        kv_cache: ``"ok"``, ``"patched"`` (the ``cache=`` shim was needed) or
+            ``"disabled"`` (decoding re-runs the sequence each step); checked when
+            the backend is built, so the HF path on the bridged ``lm`` decodes
+            correctly too (except when ``"disabled"``: a warning says so).
     """
 
     name = "transformer_lens"
@@ -175,6 +177,14 @@ class LensBackend:
         self.lm = lm
         self.bridge = build_bridge(lm)
         self.kv_cache = "unchecked"
+        if self.check_kv_cache() == "disabled" and not copy_model:
+            warnings.warn(
+                f"{type(lm.model).__name__}: cached decoding through the TransformerLens bridge "
+                "disagrees with an uncached forward, and lm.model now runs through the bridge: "
+                "workbench.generate(lm) would be wrong; LensBackend.generate decodes without a "
+                "cache. Pass copy_model=True to keep lm for the HF path.",
+                stacklevel=2,
+            )
 
     def __repr__(self) -> str:
         return f"LensBackend({self.lm.name!r}, kv_cache={self.kv_cache!r})"
