@@ -49,6 +49,7 @@ from workbench.backends.base import (
 )
 from workbench.backends.decode import greedy_uncached
 from workbench.backends.heads import HeadScales, scale_last_axis
+from workbench.backends.kvcache import check_and_fix
 from workbench.backends.names import point_name, point_of
 from workbench.capture import CaptureResult
 from workbench.errors import WorkbenchError
@@ -134,15 +135,6 @@ def _scale_hook(vector: torch.Tensor, where: str) -> Callable[..., torch.Tensor]
         return scale_last_axis(tensor, vector, where)
 
     return scale
-
-
-def _cache_kwarg_shim(update: Callable[..., Any]) -> Callable[..., Any]:
-    def update_kv_cache(k: torch.Tensor, v: torch.Tensor, **kwargs: Any) -> Any:
-        if kwargs.get("past_key_values") is None and kwargs.get("cache") is not None:
-            kwargs["past_key_values"] = kwargs["cache"]
-        return update(k, v, **kwargs)
-
-    return update_kv_cache
 
 
 class LensBackend:
@@ -252,44 +244,10 @@ class LensBackend:
         with self.bridge.hooks(fwd_hooks=hooks):
             yield
 
-    def _cache_agrees(self) -> bool:
-        """Whether one cached decoding step gives the logits of an uncached forward."""
-        ids = self.lm.tokenizer("The capital of France is", add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([list(ids)[:6]], device=self.lm.device)
-        if ids.shape[1] < 2:
-            raise WorkbenchError("the tokenizer encodes the probe text to one token: cannot check")
-        model = self.lm.model
-        with torch.inference_mode():
-            full = model(input_ids=ids, use_cache=False).logits[0, -1].float()
-            prefix = model(input_ids=ids[:, :-1], use_cache=True)
-            step = (
-                model(
-                    input_ids=ids[:, -1:],
-                    cache=prefix.cache,
-                    use_cache=True,
-                    position_ids=torch.tensor([[ids.shape[1] - 1]], device=ids.device),
-                )
-                .logits[0, -1]
-                .float()
-            )
-        scale = max(1.0, float(full.abs().max()))
-        return bool(torch.allclose(full, step, rtol=0.0, atol=1e-3 * scale))
-
     def check_kv_cache(self) -> str:
         """Detect (and work around) broken cached decoding; returns :attr:`kv_cache`."""
-        if self.kv_cache != "unchecked":
-            return self.kv_cache
-        if self._cache_agrees():
-            self.kv_cache = "ok"
-            return self.kv_cache
-        from transformer_lens.model_bridge.generalized_components.attention import (
-            AttentionBridge,
-        )
-
-        for module in self.lm.model.modules():
-            if isinstance(module, AttentionBridge):
-                module._update_kv_cache = _cache_kwarg_shim(module._update_kv_cache)  # type: ignore[method-assign]
-        self.kv_cache = "patched" if self._cache_agrees() else "disabled"
+        if self.kv_cache == "unchecked":
+            self.kv_cache = check_and_fix(self.lm)
         return self.kv_cache
 
     def generate(
