@@ -291,3 +291,82 @@ def test_scorers(tiny, tmp_path):
     assert Scorer.parse("score:len>=10")(cond) == {"a": 1.0, "b": 0.0}
     with pytest.raises(ValueError, match="has no 'family' label"):
         Scorer.parse("domain")(cond)
+
+
+class _Judge:
+    """A real OpenAI-compatible judge on 127.0.0.1 (direct mode): 5 when the answer holds a
+    digit, else 1, whatever the question. Enough to show judge scores of cut answers move."""
+
+    def __enter__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                text = body["messages"][-1]["content"]
+                answer = text.split("Answer:\n<<<\n", 1)[1].split("\n>>>", 1)[0]
+                score = 5 if re.search(r"\d", answer) else 1
+                content = json.dumps({"completeness": score})
+                reply = {
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]
+                }
+                data = json.dumps(reply).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.config = JudgeConfig(
+            base_url=f"http://127.0.0.1:{self.server.server_address[1]}/v1",
+            model="digit-judge",
+            mode="direct",
+            rubric=Rubric.from_axes(["completeness"]),
+        )
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_judge_scores_are_rescored_with_the_same_judge(verbose_dir, tiny, tmp_path):
+    from workbench.judge import score_items
+    from workbench.models import load_model
+
+    verbose = load_model(str(verbose_dir))
+    gens_a = generate(verbose, ITEMS, max_new_tokens=8)
+    terse = _gens(["9", "14"], config=gens_a.config)
+    with _Judge() as judge:
+        for name, gens, lm in (("base", gens_a, verbose), ("adapter", terse, tiny("qwen3"))):
+            items = [
+                dataclasses.replace(it, response=g.response)
+                for it, g in zip(ITEMS, gens, strict=True)
+            ]
+            write_condition(
+                tmp_path / name, gens, lm, items=ITEMS, judge=score_items(items, judge.config)
+            )
+        config_file = tmp_path / "judge.json"
+        config_file.write_text(json.dumps({"judge": {
+            "base_url": judge.config.base_url, "model": "digit-judge", "mode": "direct",
+            "rubric": {"axes": ["completeness"]},
+        }}))  # fmt: skip
+        args = ("compare", str(tmp_path / "base"), str(tmp_path / "adapter"), "--out", str(tmp_path / "o"),
+                "--score", "judge:completeness", "--rescore-max-new-tokens", "64")  # fmt: skip
+        code, _, err = run_cli(*args)
+        _one_line_error(code, err, r"rescoring judge scores needs the judge: pass --judge-config")
+        code, stdout, err = run_cli(*args, "--judge-config", str(config_file))
+    assert code == 0, err
+    report = json.loads((tmp_path / "o/comparison.json").read_text())
+    assert report["delta"]["delta"] == 4.0  # cut answers hold no number: judged 1 vs 5
+    assert report["rescored"]["delta"]["delta"] == 0.0
+    rescored = read_condition(tmp_path / "o/rescored/a")
+    assert rescored.judge is not None and rescored.judge.scores("completeness") == {
+        it.id: 5 for it in ITEMS
+    }
