@@ -61,7 +61,8 @@ def test_sampling_draws_are_per_item_and_independent_of_batching(tiny):
 
 def test_interventions_are_active_for_every_position(tiny):
     lm = tiny("llama")
-    before = count_hooks(lm.model)  # transformers keeps its own hooks once output_hidden_states was used
+    # transformers keeps its own hooks once output_hidden_states was used
+    before = count_hooks(lm.model)
     seen = []
 
     def record(module, args):
