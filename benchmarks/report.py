@@ -61,12 +61,17 @@ def _early(sec: dict[str, Any]) -> list[str]:
     return lines + _table(_TIMING, _timing_rows(sec["rows"]))
 
 
+def _ceiling(sec: dict[str, Any]) -> str:
+    return f"{sec['ceiling']:.2f}x" if "ceiling" in sec else "not measured"
+
+
 def _fused(sec: dict[str, Any]) -> list[str]:
     lines = [
         f"{sec['n_items']} prompts x {sec['max_new_tokens']} new tokens, batch {sec['batch_size']}, "
         f"sites {', '.join(f'`{s}`' for s in sec['sites'])}; responses forced to full length "
         f"({sec['forcing']}; all full length: {sec['all_full_length']}). Fused is "
-        f"**{sec['speedup']:.2f}x** faster. h_last fused vs two-pass max abs diff "
+        f"**{sec['speedup']:.2f}x** faster; the ceiling for any fused method (two-pass over "
+        f"generation alone, i.e. dropping the second pass entirely) is {_ceiling(sec)}. h_last fused vs two-pass max abs diff "
         f"{_diff(sec['h_last_max_abs_diff_fused_vs_two_pass'])} over the "
         f"{sec['retokenised_response_equals_generated']} items whose decoded response "
         "re-tokenises to the generated ids.",

@@ -49,6 +49,12 @@ def capture(
     chat_template: Annotated[
         bool, typer.Option(help="Render prompts with the chat template when the tokenizer has one.")
     ] = True,
+    adapter: Annotated[
+        Path | None,
+        typer.Option(
+            help="PEFT adapter directory (from scripts/train_lora.py) on top of the model."
+        ),
+    ] = None,
     trust_remote_code: bool = False,
     progress: bool = True,
 ) -> None:
@@ -63,6 +69,7 @@ def capture(
         model,
         dtype=dtype,
         device=device,
+        adapter=adapter,
         trust_remote_code=trust_remote_code,
         progress=console.print,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,11 +59,29 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        """Where inputs go: the input embedding's device.
+
+        Under accelerate dispatch (``device_map``) with offloading, weights can sit
+        on ``meta`` until their hook loads them; the embedding's entry in
+        ``hf_device_map`` then names the execution device.
+        """
+        weight = _embedding_weight(self.model)
+        if weight is not None and weight.device.type != "meta":
+            return weight.device
+        placed = _mapped_device(getattr(self.model, "hf_device_map", None))
+        if placed is not None:
+            return placed
+        return next(
+            (p.device for p in self.model.parameters() if p.device.type != "meta"),
+            torch.device("cpu"),
+        )
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
+        weight = _embedding_weight(self.model)
+        if weight is not None and weight.is_floating_point():
+            return weight.dtype
+        return next(p.dtype for p in self.model.parameters() if p.is_floating_point())
 
     @property
     def has_chat_template(self) -> bool:
@@ -86,6 +105,24 @@ class LoadedModel:
             "d_model": self.layout.d_model,
             **dict(self.source),
         }
+
+
+def _embedding_weight(model: nn.Module) -> torch.Tensor | None:
+    get = getattr(model, "get_input_embeddings", None)
+    module = get() if callable(get) else None
+    weight = getattr(module, "weight", None)
+    return weight if isinstance(weight, torch.Tensor) else None
+
+
+def _mapped_device(device_map: Mapping[str, Any] | None) -> torch.device | None:
+    """The first on-device placement in an accelerate ``hf_device_map`` (the embedding
+    comes first in every HF model's map); ``None`` when all is offloaded to disk."""
+    for placement in (device_map or {}).values():
+        if isinstance(placement, int):
+            return torch.device("cuda", placement)
+        if placement not in ("disk", "meta"):
+            return torch.device(placement)
+    return None
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -174,7 +211,9 @@ def _load_adapter(model: nn.Module, adapter: str | Path) -> nn.Module:
         raise WorkbenchError(
             f"adapter {path} has no adapter_config.json: pass a directory saved by train_lora.py"
         )
-    return PeftModel.from_pretrained(model, str(path))
+    with warnings.catch_warnings():  # peft's deprecation notices about its own internals
+        warnings.simplefilter("ignore", FutureWarning)
+        return PeftModel.from_pretrained(model, str(path))
 
 
 def load_model(
@@ -208,6 +247,9 @@ def load_model(
     """
     if backend not in BACKENDS:
         raise WorkbenchError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    from workbench.backends.base import require_engine
+
+    require_engine(backend)  # a missing extra fails before any weights load
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_dtype = resolve_dtype(dtype)

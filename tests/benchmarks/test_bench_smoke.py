@@ -82,7 +82,8 @@ def test_generation_sections_force_full_length_and_match_tokens(results):
     sections = results["models"]["tiny-random"]["sections"]
     fused = sections["fused"]
     assert fused["all_full_length"]
-    assert {r["path"] for r in fused["rows"]} == {"two_pass", "fused"}
+    assert {r["path"] for r in fused["rows"]} == {"two_pass", "fused", "generate_only"}
+    assert fused["ceiling"] > 0 and fused["speedup"] > 0
     tempered = sections["tempered"]
     assert all(tempered["tokens_equal_to_hf_tempered"].values())
     assert {r["path"] for r in tempered["rows"]} == {

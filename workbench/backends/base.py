@@ -97,6 +97,19 @@ class Backend(Protocol):
     ) -> Generations: ...
 
 
+# backend -> (module to import, PyPI package, extra that installs it)
+ENGINES: dict[str, tuple[str, str, str]] = {
+    "transformer_lens": ("transformer_lens", "transformer-lens", "lens"),
+    "nnsight": ("nnsight", "nnsight", "nnsight"),
+}
+
+
+def require_engine(backend: str) -> ModuleType | None:
+    """The engine module of ``backend`` (``None`` for ``hf``), or a one-line
+    :class:`MissingExtraError` naming the extra to install."""
+    return require_extra(*ENGINES[backend]) if backend in ENGINES else None
+
+
 def require_extra(module: str, package: str, extra: str) -> ModuleType:
     """Import an optional engine, or raise a one-line :class:`MissingExtraError`.
 

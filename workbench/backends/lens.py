@@ -45,6 +45,7 @@ from workbench.backends.base import (
     capture_via,
     final_token,
     logits_via,
+    require_engine,
     require_extra,
 )
 from workbench.backends.decode import greedy_uncached
@@ -86,7 +87,7 @@ def _architecture(model: torch.nn.Module) -> str:
 
 def build_bridge(lm: LoadedModel) -> Any:
     """A ``TransformerBridge`` around ``lm.model`` (modified in place; see the module docstring)."""
-    require_extra("transformer_lens", "transformer-lens", "lens")
+    require_engine("transformer_lens")
     from transformer_lens.model_bridge.sources._bridge_builder import (
         build_bridge_from_module,
         detect_tokenizer_bos_eos,
@@ -157,7 +158,7 @@ class LensBackend:
     name = "transformer_lens"
 
     def __init__(self, lm: LoadedModel, *, copy_model: bool = False) -> None:
-        require_extra("transformer_lens", "transformer-lens", "lens")
+        require_engine("transformer_lens")
         if copy_model:
             lm = wrap_model(
                 copy.deepcopy(lm.model),

@@ -44,12 +44,14 @@ import numpy as np
 import torch
 
 from workbench.backends.base import (
+    ENGINES,
     Heads,
     ItemsLike,
     capture_via,
     input_device,
     logits_via,
     pad_id,
+    require_engine,
     require_extra,
 )
 from workbench.backends.decode import encode_prompts, eos_ids, to_generations
@@ -69,7 +71,7 @@ __all__ = ["NNsightBackend", "wrap_nnsight"]
 
 def wrap_nnsight(lm: LoadedModel) -> Any:
     """An nnsight model around ``lm.model`` (``TransformersModel``, else ``LanguageModel``)."""
-    require_extra("nnsight", "nnsight", "nnsight")
+    require_engine("nnsight")
     tokenizer = copy.deepcopy(lm.tokenizer)  # nnsight sets padding_side on its tokenizer
     try:
         from nnsight.modeling.transformers import TransformersModel
@@ -93,7 +95,7 @@ class NNsightBackend:
     name = "nnsight"
 
     def __init__(self, lm: LoadedModel, *, remote: bool | str = False, model: Any = None) -> None:
-        self.nnsight = require_extra("nnsight", "nnsight", "nnsight")
+        self.nnsight = require_extra(*ENGINES["nnsight"])
         self.lm = lm
         self.remote = remote
         self.model = model if model is not None else wrap_nnsight(lm)
