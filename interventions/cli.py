@@ -81,14 +81,15 @@ def attribute_command(
         )
     n_layers = store.manifest.get("meta", {}).get("model", {}).get("n_layers")
     layers = layers_from_features({s: store.load(s) for s in names}, n_layers=n_layers)
-    labels = {"correct": load_labels(correct)}
+    ids = store.item_ids
+    labels = {"correct": load_labels(correct, ids=ids)}
     if verbal is not None:
-        labels["verbal"] = load_labels(verbal)
+        labels["verbal"] = load_labels(verbal, ids=ids)
     for what, y in labels.items():
         if y.size != store.n_items:
             raise WorkbenchError(
                 f"--{what} has {y.size} labels but {features} holds {store.n_items} items: "
-                "pass labels for the same items in the same order"
+                "pass labels for the same items (in the same order, or with an id field)"
             )
     cohorts = cohorts_from_labels(labels["correct"], labels.get("verbal"))
     a, b = _cohort_pair(compare, sorted(cohorts))

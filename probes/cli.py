@@ -106,7 +106,7 @@ def falsify_command(
 
     from probes.axes import load_axis
     from probes.estimators import LinearProbe, MassMeanProbe, MLPProbe
-    from probes.labels import load_features, load_labels
+    from probes.labels import feature_ids, load_features, load_labels
     from probes.pipeline import falsify
     from workbench.store import atomic_write_bytes
 
@@ -124,9 +124,13 @@ def falsify_command(
 
     with console.status("reading features and labels"):
         X = load_features(train)
-        y = load_labels(train_labels, threshold=threshold)
+        y = load_labels(train_labels, threshold=threshold, ids=feature_ids(train))
         Xf = load_features(fresh) if fresh else None
-        yf = load_labels(fresh_labels, threshold=threshold) if fresh_labels else None
+        yf = (
+            load_labels(fresh_labels, threshold=threshold, ids=feature_ids(fresh))
+            if fresh and fresh_labels
+            else None
+        )
         axes = {}
         for text in axis or []:
             name, t_spec, f_spec = _split_axis(text)
@@ -145,12 +149,20 @@ def falsify_command(
                 load_features(second_model_fresh) if second_model_fresh else None,
             )
             ty2 = (
-                load_labels(second_model_train_labels, threshold=threshold)
+                load_labels(
+                    second_model_train_labels,
+                    threshold=threshold,
+                    ids=feature_ids(second_model_train),
+                )
                 if second_model_train_labels
                 else y
             )
             fy2 = (
-                load_labels(second_model_fresh_labels, threshold=threshold)
+                load_labels(
+                    second_model_fresh_labels,
+                    threshold=threshold,
+                    ids=feature_ids(second_model_fresh) if second_model_fresh else None,
+                )
                 if second_model_fresh_labels
                 else yf
             )

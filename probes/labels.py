@@ -9,6 +9,12 @@ in the spec (``PATH:FIELD>=4``) or as ``threshold=``. An item whose value is
 missing or null is unlabelled (NaN) and left out of the statistics, counted in
 the report; a field missing from every item is an error.
 
+Labels are matched to features by item id whenever both sides carry ids (a
+feature store's manifest on one side, records with an ``id`` field on the
+other): the label file may list the items in any order or hold more items
+than the features; a feature item with no label record is an error. Without
+ids on either side, labels are matched by order and the lengths must agree.
+
 >>> y = load_labels("paper-artifacts/smollm_fresh_judged_gold.json:coverage>=0.5")  # doctest: +SKIP
 >>> int(y.sum())  # doctest: +SKIP
 9
@@ -26,9 +32,10 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import WorkbenchError
-from workbench.store import load_feature_matrix, load_npz
+from workbench.store import FeatureStore, load_feature_matrix, load_npz
 
 __all__ = [
+    "feature_ids",
     "label_fields",
     "load_features",
     "load_labels",
@@ -185,13 +192,50 @@ def _to_float(v: Any, i: int, field: str, path: Path) -> float:
     )
 
 
-def load_labels(spec: str, *, threshold: float | None = None) -> np.ndarray:
+def _record_ids(data: Any, path: Path) -> list[str] | None:
+    """The ``id`` of every record, or None when the records do not all carry one."""
+    records = _records(data)
+    if not records or not all(isinstance(r, dict) and r.get("id") is not None for r in records):
+        return None
+    ids = [str(r["id"]) for r in records]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise WorkbenchError(f"{path} holds item id {dup!r} more than once: ids must be unique")
+    return ids
+
+
+def _align(values: list[Any] | np.ndarray, data: Any, ids: list[str], path: Path) -> Any:
+    """``values`` reordered to the features' item ``ids`` (unchanged without label ids)."""
+    label_ids = _record_ids(data, path)
+    if label_ids is None or label_ids == ids:
+        return values
+    where = {item: k for k, item in enumerate(label_ids)}
+    missing = [item for item in ids if item not in where]
+    if missing:
+        raise WorkbenchError(
+            f"{path} has no label for feature item {missing[0]!r} ({len(missing)} of {len(ids)} "
+            "missing): pass the label file written for the captured items"
+        )
+    return [values[where[item]] for item in ids]
+
+
+def feature_ids(spec: str) -> list[str] | None:
+    """Item ids of the features named by ``PATH[:SITE]``: a store's manifest ids, else None."""
+    path = parse_spec(spec)[0]
+    return FeatureStore(path).item_ids if path.is_dir() else None
+
+
+def load_labels(
+    spec: str, *, threshold: float | None = None, ids: list[str] | None = None
+) -> np.ndarray:
     """Binary labels (1.0/0.0, NaN = unlabelled) from ``PATH[:FIELD][>=T]``.
 
     Args:
         spec: the file, optionally a field and a threshold (``>= T`` -> 1).
         threshold: used when the spec gives none; without either, the values
             must already be 0/1 or booleans.
+        ids: the features' item ids (:func:`feature_ids`); when the label records
+            carry ``id`` fields too, the labels come back in this order.
 
     >>> import json, pathlib, tempfile
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "l.json"
@@ -201,7 +245,10 @@ def load_labels(spec: str, *, threshold: float | None = None) -> np.ndarray:
     """
     path, field, spec_threshold = parse_spec(spec)
     threshold = spec_threshold if spec_threshold is not None else threshold
-    raw = raw_values(read_label_file(path), field, path)
+    data = read_label_file(path)
+    raw = raw_values(data, field, path)
+    if ids is not None:
+        raw = _align(raw, data, ids, path)
     name = field or path.name
     if isinstance(raw, np.ndarray):
         if raw.dtype.kind not in "biuf" or raw.ndim != 1:

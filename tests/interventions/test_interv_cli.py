@@ -71,6 +71,21 @@ def test_attribute_writes_json_and_html(store, tmp_path):
     assert html.count("fig-") >= 4 and "Per-head linear probes" in html
 
 
+def test_attribute_matches_labels_by_id_in_any_order(store, tmp_path):
+    feats, labels = store
+    rows = labels.read_text().splitlines()
+    shuffled = tmp_path / "shuffled.jsonl"
+    shuffled.write_text("\n".join(rows[::-1]) + "\n")
+    reports = []
+    for i, path in enumerate((labels, shuffled)):
+        out = tmp_path / f"attr{i}"
+        argv = ["attribute", "--features", str(feats), "--correct", f"{path}:correct", "--verbal", f"{path}:verbal", "--no-probes", "--out", str(out)]  # fmt: skip
+        assert _run(argv) == 0
+        reports.append(json.loads((out / "attribution.json").read_text())["attribution"])
+    assert reports[0]["top"] == reports[1]["top"]
+    assert reports[0]["top"]["magnitude"][0][:2] == [11, 1]
+
+
 def test_attribute_without_verbal_compares_wrong_and_right(store, tmp_path):
     feats, labels = store
     out = tmp_path / "attr2"
@@ -132,6 +147,11 @@ def test_attribute_label_count_mismatch(store, tmp_path, capsys):
         )
         == 2
     )
+    assert "has no label for feature item '30' (10 of 40 missing)" in capsys.readouterr().err
+    bare = tmp_path / "bare.json"  # no ids: matched by order, so the count must agree
+    bare.write_text(json.dumps([0, 1] * 15))
+    argv = ["attribute", "--features", str(feats), "--correct", str(bare), "--out", str(tmp_path / "o")]  # fmt: skip
+    assert _run(argv) == 2
     assert "--correct has 30 labels but" in capsys.readouterr().err
 
 

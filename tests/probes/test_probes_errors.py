@@ -170,3 +170,43 @@ def test_cli_runs_all_five_steps(files, tmp_path, run_cli, good):
     assert doc["trials"]["layers"]["features"] == "mean of last 2 of 4 layers"
     assert doc["config"]["n_last_layers"] == 2
     assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md"]
+
+
+def test_cli_matches_store_features_to_labels_by_id(tmp_path, run_cli, good):
+    """Features from a store (ids in the manifest), labels from JSONL files in another order:
+    the report equals the one from labels in store order, so labels follow ids, not lines."""
+    from workbench.store import StoreWriter
+
+    def store(name, X):
+        w = StoreWriter(
+            tmp_path / name,
+            meta={"sites": ["resid(-1,normed)"], "model": "toy"},
+            items=[{"id": f"{name}-{i}"} for i in range(len(X))],
+            run_key=["model"],
+        )
+        w.start()
+        w.write_shard({"resid(-1,normed)": X.astype(np.float32)})
+        return tmp_path / name
+
+    def labels(name, y, order):
+        path = tmp_path / f"{name}-{order[0]}.jsonl"
+        path.write_text(
+            "".join(json.dumps({"id": f"{name}-{i}", "ok": int(y[i])}) + "\n" for i in order)
+        )
+        return f"{path}:ok"
+
+    (X, y), (Xf, yf) = good
+    train, fresh = store("train", X), store("fresh", Xf)
+    docs = []
+    for step in (1, -1):
+        out = tmp_path / f"out{step}"
+        code, err = run_cli(
+            "falsify", "--train", train, "--train-labels", labels("train", y, range(len(y))[::step]),
+            "--fresh", fresh, "--fresh-labels", labels("fresh", yf, range(len(yf))[::step]),
+            "--n-boot", "50", "--n-perm", "50", "--n-control", "0", "--no-figures", "--out", out,
+        )  # fmt: skip
+        assert code == 0, err
+        doc = json.loads((out / "report.json").read_text())
+        docs.append([(s["verdict"], s["summary"]) for s in doc["steps"]])
+    assert docs[0] == docs[1]
+    assert docs[0][1][0] == "pass"  # the planted signal transfers only with aligned labels

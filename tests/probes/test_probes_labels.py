@@ -127,3 +127,41 @@ def test_gemma_judge_axes_match_the_files(artifacts):
         # the judge failed on one item per file: that item is unlabelled, not "low"
         assert int(np.isnan(ty).sum()) == sum(1 for it in train if name not in it["scores"])
         assert int(np.isnan(fy).sum()) == sum(1 for it in fresh if name not in it["scores"])
+
+
+def _id_store(tmp_path, ids):
+    w = StoreWriter(
+        tmp_path / "ids-store",
+        meta={"sites": ["resid(-1,normed)"], "model": "toy"},
+        items=[{"id": i} for i in ids],
+        run_key=["model"],
+    )
+    w.start()
+    w.write_shard({"resid(-1,normed)": np.zeros((len(ids), 2), dtype=np.float32)})
+    return str(tmp_path / "ids-store")
+
+
+def test_labels_are_matched_to_feature_ids_not_file_order(tmp_path):
+    from probes.labels import feature_ids
+
+    store = _id_store(tmp_path, ["q1", "q2", "q3"])
+    assert feature_ids(store) == ["q1", "q2", "q3"]
+    assert feature_ids(f"{tmp_path}/f.npz") is None  # an npz carries no ids
+    rows = [("q3", 0.9), ("extra", 0.0), ("q1", 0.1), ("q2", 0.7)]  # any order, a spare item
+    path = tmp_path / "shuffled.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "score": s}) + "\n" for i, s in rows))
+    ids = feature_ids(store)
+    assert load_labels(f"{path}:score>=0.5", ids=ids).tolist() == [0.0, 1.0, 1.0]
+    assert load_labels(f"{path}:score>=0.5").tolist() == [1.0, 0.0, 0.0, 1.0]  # file order
+
+    gap = tmp_path / "gap.jsonl"
+    gap.write_text("".join(json.dumps({"id": i, "y": 1}) + "\n" for i in ("q1", "q3")))
+    with pytest.raises(WorkbenchError, match=r"no label for feature item 'q2' \(1 of 3 missing\)"):
+        load_labels(f"{gap}:y", ids=ids)
+    dup = tmp_path / "dup.jsonl"
+    dup.write_text("".join(json.dumps({"id": i, "y": 1}) + "\n" for i in ("q1", "q1", "q2")))
+    with pytest.raises(WorkbenchError, match="item id 'q1' more than once"):
+        load_labels(f"{dup}:y", ids=ids)
+    no_ids = tmp_path / "plain.jsonl"
+    no_ids.write_text("".join(json.dumps({"y": y}) + "\n" for y in (1, 0, 1)))
+    assert load_labels(f"{no_ids}:y", ids=ids).tolist() == [1.0, 0.0, 1.0]  # by order
