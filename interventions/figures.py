@@ -26,8 +26,7 @@ from interventions.attribution import HeadAttribution, HeadScore, Ranking
 from interventions.head_probes import HeadProbes
 from interventions.sidecar import SidecarResult
 from interventions.sweep import SweepResult
-from probes.figures import disposition_figure
-from workbench.store import atomic_write_bytes
+from probes.figures import disposition_figure, save_page
 
 __all__ = [
     "attribution_figure",
@@ -173,14 +172,4 @@ def sidecar_figures(result: SidecarResult) -> dict[str, go.Figure]:
 
 def write_html(figures: Mapping[str, go.Figure], path: str | Path, *, title: str) -> Path:
     """Write several figures into one standalone HTML page (plotly.js embedded once)."""
-    parts = [
-        fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=f"fig-{name}")
-        for i, (name, fig) in enumerate(figures.items())
-    ]
-    html = (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head>"
-        f"<body><h1>{title}</h1>{''.join(parts)}</body></html>"
-    )
-    path = Path(path)
-    atomic_write_bytes(path, html.encode("utf-8"))
-    return path
+    return save_page(figures, path, title=title)

@@ -26,10 +26,12 @@ from probes.figures import (
     axis_bars_figure,
     depth_curve_figure,
     disposition_figure,
+    page_html,
     pca_figure,
     report_figures,
     roc_figure,
     save_html,
+    save_page,
     trial_roc_figure,
 )
 from probes.labels import load_features, load_labels
@@ -87,6 +89,8 @@ __all__ = [
     "pca_figure",
     "report_figures",
     "roc_figure",
+    "page_html",
     "save_html",
+    "save_page",
     "trial_roc_figure",
 ]

@@ -201,7 +201,7 @@ def falsify_command(
         }
         if figures:
             status.update("drawing figures")
-            from probes.figures import report_figures
+            from probes.figures import page_html, report_figures
 
             keep = ~np.isnan(y)
             fresh_kw: dict[str, Any] = {}
@@ -209,8 +209,8 @@ def falsify_command(
                 fkeep = ~np.isnan(yf)
                 fresh_kw = {"fresh_X": Xf[fkeep], "fresh_y": yf[fkeep]}
             figs = report_figures(report, train_X=X[keep], train_y=y[keep], **fresh_kw)
-            for stem, fig in figs.items():
-                outputs[f"{stem}.html"] = fig.to_html(include_plotlyjs=True).encode()
+            title = f"Falsification: {report.verdict}"
+            outputs["figures.html"] = page_html(figs, title=title).encode()  # plotly.js once
 
     out.mkdir(parents=True, exist_ok=True)
     for name, data in outputs.items():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,8 @@ __all__ = [
     "report_figures",
     "roc_figure",
     "save_html",
+    "page_html",
+    "save_page",
     "trial_roc_figure",
 ]
 
@@ -283,4 +286,39 @@ def save_html(fig: go.Figure, path: str | Path, *, include_plotlyjs: bool | str 
     path = Path(path)
     html = fig.to_html(include_plotlyjs=include_plotlyjs, full_html=True)
     atomic_write_bytes(path, html.encode("utf-8"))
+    return path
+
+
+def page_html(
+    figures: Mapping[str, go.Figure], *, title: str, include_plotlyjs: bool | str = True
+) -> str:
+    """Several figures as one standalone HTML page.
+
+    plotly.js is embedded once for the page (about 4.8 MB), not once per figure;
+    each figure's ``div`` gets the id ``fig-NAME``.
+    """
+    parts = [
+        fig.to_html(
+            full_html=False, include_plotlyjs=i == 0 and include_plotlyjs, div_id=f"fig-{name}"
+        )
+        for i, (name, fig) in enumerate(figures.items())
+    ]
+    text = escape(title)
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{text}</title></head>"
+        f"<body><h1>{text}</h1>{''.join(parts)}</body></html>"
+    )
+
+
+def save_page(
+    figures: Mapping[str, go.Figure],
+    path: str | Path,
+    *,
+    title: str,
+    include_plotlyjs: bool | str = True,
+) -> Path:
+    """Write :func:`page_html` atomically; returns the path."""
+    path = Path(path)
+    page = page_html(figures, title=title, include_plotlyjs=include_plotlyjs)
+    atomic_write_bytes(path, page.encode("utf-8"))
     return path

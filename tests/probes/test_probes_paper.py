@@ -139,13 +139,10 @@ def test_cli_reproduces_the_paper(artifacts, tmp_path, run_cli):
     assert doc["diagnosis"]["verdict"] == "capability_cliff"
     assert "degenerate_asymmetry" in doc["diagnosis"]["flags"]
     names = sorted(p.name for p in out.iterdir())
-    assert names == [
-        "auc_collapse.html",
-        "disposition.html",
-        "pca.html",
-        "report.json",
-        "report.md",
-        "roc.html",
-    ]
+    assert names == ["figures.html", "report.json", "report.md"]
+    page = (out / "figures.html").read_text()
+    for fig in ("auc_collapse", "disposition", "pca", "roc"):
+        assert f'id="fig-{fig}"' in page, fig
+    assert page.count("plotly.js v") == 1  # the library is embedded once for the page
     assert "capability_cliff" in (out / "report.md").read_text()
     assert "diagnosis: capability_cliff" in err
