@@ -53,6 +53,7 @@ __all__ = [
     "input_device",
     "capture_via",
     "logits_via",
+    "ForwardBackend",
     "final_token",
 ]
 
@@ -221,3 +222,48 @@ def final_token(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     """Each row's logits at its final non-pad token, ``(batch, vocab)``."""
     rows = torch.arange(logits.shape[0], device=logits.device)
     return logits[rows, batch.last.to(logits.device)]
+
+
+class ForwardBackend:
+    """``capture`` and ``logits`` for a backend that only defines how one batch runs.
+
+    A subclass sets ``lm`` and implements ``_forward`` (a :data:`Forward`); batching,
+    tokenisation and site reading are the shared :func:`capture_via` / :func:`logits_via`.
+    """
+
+    lm: LoadedModel
+
+    def _forward(
+        self, batch: Batch, reader: SiteReader | None, want_logits: bool
+    ) -> torch.Tensor | None:
+        raise NotImplementedError
+
+    def capture(
+        self,
+        items: ItemsLike,
+        sites: Sequence[str | Site],
+        *,
+        batch_size: int = 8,
+        max_response_tokens: int = DEFAULT_MAX_RESPONSE_TOKENS,
+        chat_template: bool | None = None,
+        padding_side: str = "left",
+    ) -> CaptureResult:
+        """Capture sites through this backend's forward pass (same result as the HF path)."""
+        return capture_via(
+            self.lm,
+            items,
+            sites,
+            self._forward,
+            batch_size=batch_size,
+            max_response_tokens=max_response_tokens,
+            chat_template=chat_template,
+            padding_side=padding_side,
+        )
+
+    def logits(
+        self, items: ItemsLike, *, batch_size: int = 8, chat_template: bool | None = None
+    ) -> np.ndarray:
+        """Final-token logits of prompt + response, ``(n_items, vocab)`` float32."""
+        return logits_via(
+            self.lm, items, self._forward, batch_size=batch_size, chat_template=chat_template
+        )

@@ -33,18 +33,16 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
-import numpy as np
 import torch
 
 from workbench.backends.base import (
+    ForwardBackend,
     Heads,
     ItemsLike,
-    capture_via,
     final_token,
-    logits_via,
     require_engine,
     require_extra,
 )
@@ -52,14 +50,12 @@ from workbench.backends.decode import greedy_uncached
 from workbench.backends.heads import HeadScales, scale_last_axis
 from workbench.backends.kvcache import check_and_fix
 from workbench.backends.names import point_name, point_of
-from workbench.capture import CaptureResult
 from workbench.errors import WorkbenchError
 from workbench.generation import Generations, generate
 from workbench.hooks import Hook
 from workbench.models import LoadedModel, wrap_model
 from workbench.readers import SiteReader
-from workbench.sites import Site
-from workbench.tokens import DEFAULT_MAX_RESPONSE_TOKENS, Batch
+from workbench.tokens import Batch
 
 __all__ = ["LensBackend", "build_bridge"]
 
@@ -138,7 +134,7 @@ def _scale_hook(vector: torch.Tensor, where: str) -> Callable[..., torch.Tensor]
     return scale
 
 
-class LensBackend:
+class LensBackend(ForwardBackend):
     """TransformerLens hook points on a ``TransformerBridge`` (see the module docstring).
 
     Args:
@@ -199,36 +195,6 @@ class LensBackend:
                 return_type="logits",
             )
         return final_token(logits, batch) if want_logits else None
-
-    def capture(
-        self,
-        items: ItemsLike,
-        sites: Sequence[str | Site],
-        *,
-        batch_size: int = 8,
-        max_response_tokens: int = DEFAULT_MAX_RESPONSE_TOKENS,
-        chat_template: bool | None = None,
-        padding_side: str = "left",
-    ) -> CaptureResult:
-        """Capture sites through TransformerLens hook points (same result as the HF path)."""
-        return capture_via(
-            self.lm,
-            items,
-            sites,
-            self._forward,
-            batch_size=batch_size,
-            max_response_tokens=max_response_tokens,
-            chat_template=chat_template,
-            padding_side=padding_side,
-        )
-
-    def logits(
-        self, items: ItemsLike, *, batch_size: int = 8, chat_template: bool | None = None
-    ) -> np.ndarray:
-        """Final-token logits of prompt + response, ``(n_items, vocab)`` float32."""
-        return logits_via(
-            self.lm, items, self._forward, batch_size=batch_size, chat_template=chat_template
-        )
 
     @contextlib.contextmanager
     def temper(self, heads: Heads) -> Iterator[None]:

@@ -37,19 +37,17 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import torch
 
 from workbench.backends.base import (
     ENGINES,
+    ForwardBackend,
     Heads,
     ItemsLike,
-    capture_via,
     input_device,
-    logits_via,
     pad_id,
     require_engine,
     require_extra,
@@ -57,14 +55,12 @@ from workbench.backends.base import (
 from workbench.backends.decode import encode_prompts, eos_ids, to_generations
 from workbench.backends.heads import HeadScales, combine
 from workbench.backends.names import Point, point_of
-from workbench.capture import CaptureResult
 from workbench.generation import Generations
 from workbench.hooks import Hook
 from workbench.layouts import Layout
 from workbench.models import LoadedModel, wrap_model
 from workbench.readers import SiteReader
-from workbench.sites import Site
-from workbench.tokens import DEFAULT_MAX_RESPONSE_TOKENS, Batch, collate, length_buckets
+from workbench.tokens import Batch, collate, length_buckets
 
 __all__ = ["NNsightBackend", "wrap_nnsight"]
 
@@ -82,7 +78,7 @@ def wrap_nnsight(lm: LoadedModel) -> Any:
     return TransformersModel(lm.model, tokenizer=tokenizer, task="text-generation")
 
 
-class NNsightBackend:
+class NNsightBackend(ForwardBackend):
     """nnsight traces over the loaded model (see the module docstring).
 
     Args:
@@ -191,36 +187,6 @@ class NNsightBackend:
             else:
                 hook.fn(hook.module, (), value)
         return logits
-
-    def capture(
-        self,
-        items: ItemsLike,
-        sites: Sequence[str | Site],
-        *,
-        batch_size: int = 8,
-        max_response_tokens: int = DEFAULT_MAX_RESPONSE_TOKENS,
-        chat_template: bool | None = None,
-        padding_side: str = "left",
-    ) -> CaptureResult:
-        """Capture sites through nnsight traces (same result as the HF path)."""
-        return capture_via(
-            self.lm,
-            items,
-            sites,
-            self._forward,
-            batch_size=batch_size,
-            max_response_tokens=max_response_tokens,
-            chat_template=chat_template,
-            padding_side=padding_side,
-        )
-
-    def logits(
-        self, items: ItemsLike, *, batch_size: int = 8, chat_template: bool | None = None
-    ) -> np.ndarray:
-        """Final-token logits of prompt + response, ``(n_items, vocab)`` float32."""
-        return logits_via(
-            self.lm, items, self._forward, batch_size=batch_size, chat_template=chat_template
-        )
 
     @contextlib.contextmanager
     def temper(self, heads: Heads) -> Iterator[None]:
