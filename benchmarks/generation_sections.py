@@ -19,20 +19,13 @@ from benchmarks.timing import alternate, summarize, target
 from benchmarks.workload import bench_items, eos_suppressed
 from interventions import temper
 from workbench.capture import capture, encode_items
-from workbench.generation import Generations, generate
+from workbench.generation import Generations, eos_ids, generate
 from workbench.items import Item
 from workbench.models import LoadedModel
 from workbench.sites import parse_site
 from workbench.tokens import collate, encode_prompt
 
-__all__ = ["eos_ids", "fused_section", "tempered_section"]
-
-
-def eos_ids(lm: LoadedModel) -> set[int]:
-    ids = {int(lm.tokenizer.eos_token_id)}
-    value = getattr(lm.model.generation_config, "eos_token_id", None)
-    ids.update([value] if isinstance(value, int) else list(value or []))
-    return ids
+__all__ = ["fused_section", "tempered_section"]
 
 
 def _prompts(n: int) -> list[Item]:

@@ -41,7 +41,7 @@ from workbench.readers import Positions, SiteReader
 from workbench.sites import Site, parse_sites
 from workbench.tokens import collate, encode_prompt, length_buckets
 
-__all__ = ["DecodingConfig", "Generation", "Generations", "generate", "item_seed"]
+__all__ = ["DecodingConfig", "Generation", "Generations", "eos_ids", "generate", "item_seed"]
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,8 @@ def item_seed(seed: int, item_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{item_id}".encode()).digest()[:8], "little") >> 1
 
 
-def _eos_ids(lm: LoadedModel) -> set[int]:
+def eos_ids(lm: LoadedModel) -> list[int]:
+    """End-of-sequence ids from the generation config and the tokenizer (as HF ``generate``)."""
     ids: set[int] = set()
     for source in (getattr(lm.model, "generation_config", None), lm.tokenizer):
         value = getattr(source, "eos_token_id", None)
@@ -136,7 +137,7 @@ def _eos_ids(lm: LoadedModel) -> set[int]:
         raise WorkbenchError(
             "the tokenizer has no EOS token: set tokenizer.eos_token before generating"
         )
-    return ids
+    return sorted(ids)
 
 
 def _choose(
@@ -281,7 +282,7 @@ def generate(
         max_new_tokens, do_sample, temperature, top_p, top_k, seed, chat_template
     )
     items = as_items(items)
-    eos = _eos_ids(lm)
+    eos = set(eos_ids(lm))
     reader = SiteReader(lm.layout, parse_sites(capture), early_stop=False) if capture else None
     prompts = [encode_prompt(lm.tokenizer, it.prompt, chat_template) for it in items]
     limit = lm.max_positions

@@ -15,28 +15,12 @@ import torch
 
 from workbench.backends.base import ItemsLike, input_device, pad_id
 from workbench.errors import WorkbenchError
-from workbench.generation import DecodingConfig, Generation, Generations
+from workbench.generation import DecodingConfig, Generation, Generations, eos_ids
 from workbench.items import Item, as_items
 from workbench.models import LoadedModel
 from workbench.tokens import Batch, collate, encode_prompt, length_buckets
 
 __all__ = ["eos_ids", "encode_prompts", "greedy_uncached", "to_generations"]
-
-
-def eos_ids(lm: LoadedModel) -> list[int]:
-    """End-of-sequence ids from the generation config and the tokenizer (as ``generate``)."""
-    ids: set[int] = set()
-    for source in (getattr(lm.model, "generation_config", None), lm.tokenizer):
-        value = getattr(source, "eos_token_id", None)
-        if isinstance(value, int):
-            ids.add(value)
-        elif isinstance(value, list | tuple):
-            ids.update(int(v) for v in value)
-    if not ids:
-        raise WorkbenchError(
-            "the tokenizer has no EOS token: set tokenizer.eos_token before generating"
-        )
-    return sorted(ids)
 
 
 def encode_prompts(
