@@ -12,7 +12,7 @@ which are kept as labels.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 from workbench.errors import WorkbenchError
 from workbench.store import atomic_write_bytes, sha256_text
 
-__all__ = ["Item", "read_items", "write_items", "as_items"]
+__all__ = ["Item", "as_items", "jsonl_lines", "read_items", "write_items"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,22 @@ def _item_from_obj(obj: Any, where: str) -> Item:
     return Item(id=str(obj["id"]), prompt=obj["prompt"], response=response, labels=labels)
 
 
+def jsonl_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed value)`` for every non-blank line of a JSONL file; a
+    malformed line is a one-line error naming the file, line and column."""
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise WorkbenchError(
+                    f"{path}:{lineno}: malformed JSON ({e.msg}, column {e.colno}): "
+                    "fix or remove the line"
+                ) from None
+
+
 def read_items(path: str | Path) -> list[Item]:
     """Read a JSONL item file, with errors that name the line."""
     path = Path(path)
@@ -73,24 +89,15 @@ def read_items(path: str | Path) -> list[Item]:
         )
     items: list[Item] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise WorkbenchError(
-                    f"{where}: malformed JSON ({e.msg}, column {e.colno}): fix or remove the line"
-                ) from None
-            item = _item_from_obj(obj, where)
-            if item.id in seen:
-                raise WorkbenchError(
-                    f"{where}: duplicate id {item.id!r} (first on line {seen[item.id]}): ids must be unique"
-                )
-            seen[item.id] = lineno
-            items.append(item)
+    for lineno, obj in jsonl_lines(path):
+        where = f"{path}:{lineno}"
+        item = _item_from_obj(obj, where)
+        if item.id in seen:
+            raise WorkbenchError(
+                f"{where}: duplicate id {item.id!r} (first on line {seen[item.id]}): ids must be unique"
+            )
+        seen[item.id] = lineno
+        items.append(item)
     if not items:
         raise WorkbenchError(
             f"item file {path} is empty: it needs at least one JSON line with id and prompt"

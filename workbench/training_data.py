@@ -18,12 +18,12 @@ the response ends with the EOS token. Only response tokens carry loss.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.items import jsonl_lines
 from workbench.tokens import encode_prompt
 
 __all__ = ["FIELDS", "METHODS", "read_training_rows", "tokenize_rows"]
@@ -59,28 +59,19 @@ def read_training_rows(path: str | Path, method: str) -> list[dict[str, str]]:
             f"training file {path} does not exist: pass a JSONL file with {', '.join(fields)} per line"
         )
     rows: list[dict[str, str]] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
+    for lineno, obj in jsonl_lines(path):
+        where = f"{path}:{lineno}"
+        if not isinstance(obj, dict):
+            raise WorkbenchError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        for name in fields:
+            value = obj.get(name)
+            if not isinstance(value, str) or not value:
+                what = "missing" if name not in obj else f"not a non-empty string ({value!r})"
                 raise WorkbenchError(
-                    f"{where}: malformed JSON ({e.msg}, column {e.colno}): fix or remove the line"
-                ) from None
-            if not isinstance(obj, dict):
-                raise WorkbenchError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-            for name in fields:
-                value = obj.get(name)
-                if not isinstance(value, str) or not value:
-                    what = "missing" if name not in obj else f"not a non-empty string ({value!r})"
-                    raise WorkbenchError(
-                        f"{where}: field {name!r} is {what}: a {method} line needs "
-                        f"{', '.join(fields)} as strings"
-                    )
-            rows.append({name: obj[name] for name in fields})
+                    f"{where}: field {name!r} is {what}: a {method} line needs "
+                    f"{', '.join(fields)} as strings"
+                )
+        rows.append({name: obj[name] for name in fields})
     if not rows:
         raise WorkbenchError(
             f"training file {path} is empty: it needs at least one line with {', '.join(fields)}"
