@@ -162,18 +162,7 @@ def sidecar(
     items = as_items(items)
     if responses is None:
         config = decoding or DecodingConfig()
-        gens = generate(
-            lm,
-            items,
-            max_new_tokens=config.max_new_tokens,
-            do_sample=config.do_sample,
-            temperature=config.temperature,
-            top_p=config.top_p,
-            top_k=config.top_k,
-            seed=config.seed,
-            batch_size=batch_size,
-            chat_template=config.chat_template,
-        )
+        gens = generate(lm, items, **config.to_json(), batch_size=batch_size)
         responses = [g.response for g in gens]
     if len(responses) != len(items):
         raise WorkbenchError(

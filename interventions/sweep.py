@@ -221,14 +221,8 @@ def sweep(
                 gens = generate(
                     lm,
                     items,
-                    max_new_tokens=config.max_new_tokens,
-                    do_sample=config.do_sample,
-                    temperature=config.temperature,
-                    top_p=config.top_p,
-                    top_k=config.top_k,
-                    seed=seed,
+                    **{**config.to_json(), "seed": seed},
                     batch_size=batch_size,
-                    chat_template=config.chat_template,
                     interventions=[iv] if iv is not None else [],
                 )
                 for item, g in zip(items, gens, strict=True):
