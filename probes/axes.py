@@ -78,17 +78,20 @@ def load_axes(
     return out
 
 
-def load_axis(spec: str, axis: str, *, threshold: float | None = None) -> np.ndarray:
+def load_axis(
+    spec: str, axis: str, *, threshold: float | None = None, ids: list[str] | None = None
+) -> np.ndarray:
     """One axis's labels: ``spec``'s FIELD if given, else the field named ``axis``.
 
     A field named ``axis`` is found at any depth (``scores.<axis>``); an axis
-    the file does not hold is an error listing the axes it does.
+    the file does not hold is an error listing the axes it does. ``ids`` (the
+    features' item ids) aligns records that carry ids, as :func:`load_labels`.
     """
     path, field, spec_threshold = parse_spec(spec)
     if field is None:
         field = _axis_field(path, axis)
     t = spec_threshold if spec_threshold is not None else threshold
-    return load_labels(f"{path}:{field}", threshold=t)
+    return load_labels(f"{path}:{field}", threshold=t, ids=ids)
 
 
 _NOT_AXES = frozenset({"i", "id", "idx", "index", "coverage", "correct", "labels", "label"})

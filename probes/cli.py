@@ -124,10 +124,12 @@ def falsify_command(
 
     with console.status("reading features and labels"):
         X = load_features(train)
-        y = load_labels(train_labels, threshold=threshold, ids=feature_ids(train))
+        train_ids = feature_ids(train)  # labels follow these ids when their records carry ids
+        fresh_ids = feature_ids(fresh) if fresh else None
+        y = load_labels(train_labels, threshold=threshold, ids=train_ids)
         Xf = load_features(fresh) if fresh else None
         yf = (
-            load_labels(fresh_labels, threshold=threshold, ids=feature_ids(fresh))
+            load_labels(fresh_labels, threshold=threshold, ids=fresh_ids)
             if fresh and fresh_labels
             else None
         )
@@ -136,8 +138,10 @@ def falsify_command(
             name, t_spec, f_spec = _split_axis(text)
             if name in axes:
                 raise WorkbenchError(f"--axis {name!r} is given twice: name each axis once")
-            ty = load_axis(t_spec, name, threshold=axis_threshold)
-            fy = load_axis(f_spec, name, threshold=axis_threshold) if f_spec else None
+            ty = load_axis(t_spec, name, threshold=axis_threshold, ids=train_ids)
+            fy = (
+                load_axis(f_spec, name, threshold=axis_threshold, ids=fresh_ids) if f_spec else None
+            )
             axes[name] = (ty, fy)
         layers = None
         if layers_train:

@@ -200,9 +200,12 @@ def test_cli_matches_store_features_to_labels_by_id(tmp_path, run_cli, good):
     docs = []
     for step in (1, -1):
         out = tmp_path / f"out{step}"
+        train_spec = labels("train", y, range(len(y))[::step])
+        fresh_spec = labels("fresh", yf, range(len(yf))[::step])
+        axis = f"ok={train_spec.removesuffix(':ok')},{fresh_spec.removesuffix(':ok')}"
         code, err = run_cli(
-            "falsify", "--train", train, "--train-labels", labels("train", y, range(len(y))[::step]),
-            "--fresh", fresh, "--fresh-labels", labels("fresh", yf, range(len(yf))[::step]),
+            "falsify", "--train", train, "--train-labels", train_spec,
+            "--fresh", fresh, "--fresh-labels", fresh_spec, "--axis", axis,
             "--n-boot", "50", "--n-perm", "50", "--n-control", "0", "--no-figures", "--out", out,
         )  # fmt: skip
         assert code == 0, err
@@ -210,3 +213,4 @@ def test_cli_matches_store_features_to_labels_by_id(tmp_path, run_cli, good):
         docs.append([(s["verdict"], s["summary"]) for s in doc["steps"]])
     assert docs[0] == docs[1]
     assert docs[0][1][0] == "pass"  # the planted signal transfers only with aligned labels
+    assert docs[0][2][0] == "pass"  # the axis labels are aligned by id too
