@@ -8,8 +8,10 @@ from interventions.attribution import (
     RANKINGS,
     HeadAttribution,
     HeadScore,
+    MaxDNull,
     attribute_heads,
     cohens_d,
+    max_magnitude_d_null,
 )
 from interventions.base import Intervention
 from interventions.cohorts import cohorts_from_labels
@@ -51,7 +53,9 @@ __all__ = [
     "SweepResponse",
     "SweepResult",
     "as_layers",
+    "MaxDNull",
     "attribute_heads",
+    "max_magnitude_d_null",
     "attribution_figure",
     "cohens_d",
     "cohorts_from_labels",

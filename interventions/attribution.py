@@ -41,8 +41,10 @@ __all__ = [
     "RANKINGS",
     "HeadAttribution",
     "HeadScore",
+    "MaxDNull",
     "attribute_heads",
     "cohens_d",
+    "max_magnitude_d_null",
 ]
 
 Ranking = Literal["magnitude", "directional", "directional_heldout"]
@@ -286,3 +288,74 @@ def attribute_heads(
         collinear_cos=collinear_cos,
         folds=use_folds,
     )
+
+
+@dataclass(frozen=True)
+class MaxDNull:
+    """How large the largest magnitude d over all heads gets when cohorts are shuffled.
+
+    Attributes:
+        observed: the largest magnitude d (cohort ``a`` louder) over every head.
+        null: that maximum under each shuffle of the cohort labels (sizes kept).
+        p_value: ``(1 + #(null >= observed)) / (1 + n_shuffles)``.
+    """
+
+    observed: float
+    null: tuple[float, ...]
+    p_value: float
+
+    @property
+    def quantile_95(self) -> float:
+        return float(np.quantile(self.null, 0.95))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "observed": self.observed,
+            "n_shuffles": len(self.null),
+            "null_median": float(np.median(self.null)),
+            "null_95": self.quantile_95,
+            "null_max": float(max(self.null)),
+            "p_value": self.p_value,
+        }
+
+
+def max_magnitude_d_null(
+    activations: Mapping[int, ArrayLike],
+    cohort_a: ArrayLike,
+    cohort_b: ArrayLike,
+    *,
+    n_shuffles: int = 200,
+    seed: int = 0,
+) -> MaxDNull:
+    """A permutation null for the top head of a magnitude attribution.
+
+    With hundreds of heads the largest Cohen d is large by chance alone; this
+    reshuffles which items of ``a | b`` belong to ``a`` (same sizes) and records
+    the largest d each time, so the top head's d is read against the maximum
+    chance gives, not against zero.
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(40, 4, 3, 8))
+    >>> a = np.arange(40) < 20
+    >>> max_magnitude_d_null({7: x}, a, ~a, n_shuffles=50).p_value > 0.05
+    True
+    """
+    if n_shuffles < 1:
+        raise WorkbenchError(f"n_shuffles {n_shuffles} must be >= 1")
+    layers = as_layers(activations)
+    n = next(iter(layers.values())).shape[0]
+    a, b = as_mask(cohort_a, n, "a"), as_mask(cohort_b, n, "b")
+    check_cohorts(a, b, ("a", "b"))
+    keep = a | b
+    norms = np.concatenate(
+        [pool_tokens(x[keep], layer=layer)[0] for layer, x in layers.items()], axis=1
+    )
+    ka = a[keep]
+    observed = float(np.nanmax(cohens_d(norms[ka], norms[~ka])))
+    rng = np.random.default_rng(seed)
+    null = []
+    for _ in range(n_shuffles):
+        perm = rng.permutation(ka)
+        null.append(float(np.nanmax(cohens_d(norms[perm], norms[~perm]))))
+    p = (1 + sum(v >= observed for v in null)) / (1 + n_shuffles)
+    return MaxDNull(observed=observed, null=tuple(null), p_value=float(p))

@@ -199,3 +199,40 @@ def test_bad_activations_are_clear_errors():
         attribute_heads({0: bad}, a, ~a)
     with pytest.raises(WorkbenchError, match="unknown ranking 'loud'"):
         attribute_heads({0: x + np.arange(4)}, a, ~a).ranked("loud")  # type: ignore[arg-type]
+
+
+def _max_d_by_hand(x, a):
+    """Largest Cohen d (pooled SD, a louder) of per-item head norms, written out directly."""
+    norms = np.linalg.norm(x, axis=-1).mean(axis=1)  # (n, heads): mean L2 norm over tokens
+    na, nb = a.sum(), (~a).sum()
+    va, vb = norms[a].var(axis=0, ddof=1), norms[~a].var(axis=0, ddof=1)
+    pooled = np.sqrt(((na - 1) * va + (nb - 1) * vb) / (na + nb - 2))
+    return float(((norms[a].mean(0) - norms[~a].mean(0)) / pooled).max())
+
+
+def test_max_d_null_separates_a_planted_head_from_chance():
+    from interventions import max_magnitude_d_null
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 4, 6, 8))
+    a = np.arange(60) < 25
+    null = max_magnitude_d_null({3: x}, a, ~a, n_shuffles=100, seed=0)
+    assert null.observed == pytest.approx(_max_d_by_hand(x, a), rel=1e-6)
+    assert null.p_value > 0.05  # no signal: the top d is what shuffles give
+    assert 0.2 < float(np.median(null.null)) < 1.2  # max of 6 heads' |d| at n = 25 / 35
+
+    x[a, :, 4] *= 1.5  # head 4 louder in cohort a
+    planted = max_magnitude_d_null({3: x}, a, ~a, n_shuffles=100, seed=0)
+    assert planted.observed == pytest.approx(_max_d_by_hand(x, a), rel=1e-6)
+    assert planted.p_value == pytest.approx(1 / 101)
+    assert planted.observed > max(planted.null)
+    assert set(planted.to_json()) == {
+        "observed",
+        "n_shuffles",
+        "null_median",
+        "null_95",
+        "null_max",
+        "p_value",
+    }
+    with pytest.raises(WorkbenchError, match="n_shuffles 0 must be >= 1"):
+        max_magnitude_d_null({3: x}, a, ~a, n_shuffles=0)

@@ -97,6 +97,11 @@ def test_report_has_every_key_and_figure(study):
     assert set(conf["baselines"]) == {"response length (tokens)", "truncated", "task family"}
     assert set(conf["within"]) == {"family = arithmetic", "family = capitals", "not truncated"}
     assert report["attribution"]["result"]["cohorts"]["a"]["name"] == "cw"
+    null = report["attribution"]["max_d_null"]
+    assert null["n_shuffles"] == 200 and 0 < null["p_value"] <= 1
+    top = report["attribution"]["result"]["top"]["magnitude"][0][2]
+    assert null["observed"] == pytest.approx(top, abs=1e-4)  # the ranked top head's d
+    assert "Shuffling the cohort labels 200 times" in report["plain"]["attribution"]
     assert report["tempering"]["seeds"] == [0, 1]
     assert len(report["traces"]) == 3 and report["traces"][0]["p_correct"]
     assert report["timings"]["total"] > 0 and report["environment"]["torch_threads"] == 1

@@ -21,10 +21,12 @@ from typing import Any
 
 from interventions import (
     HeadAttribution,
+    MaxDNull,
     SweepResult,
     attribute_heads,
     cohorts_from_labels,
     layers_from_features,
+    max_magnitude_d_null,
     temper_sweep,
 )
 from interventions.stats import Comparison, MetricSummary
@@ -48,6 +50,10 @@ __all__ = [
 ]
 
 
+#: Cohort shuffles for the null of the top head's d (cheap: head norms are pooled once).
+NULL_SHUFFLES = 200
+
+
 def cohort_reason(sizes: Mapping[str, int], names: tuple[str, str], minimum: int) -> str | None:
     """Why the cohorts are too small to attribute (None when they are large enough)."""
     for name, other in (names, names[::-1]):
@@ -61,7 +67,8 @@ def cohort_reason(sizes: Mapping[str, int], names: tuple[str, str], minimum: int
 
 @dataclass(frozen=True)
 class AttributionOutcome:
-    """The attribution (None when skipped), the reason, the cohort sizes, the heads to temper."""
+    """The attribution (None when skipped), the reason, the cohort sizes, the heads to temper,
+    and the shuffled-cohort null of the top magnitude d."""
 
     attribution: HeadAttribution | None
     skipped: str | None
@@ -69,6 +76,7 @@ class AttributionOutcome:
     cohorts: tuple[str, str]
     sizes: Mapping[str, int]
     heads: tuple[tuple[int, int], ...]
+    null: MaxDNull | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +86,7 @@ class AttributionOutcome:
             "skipped": self.skipped,
             "tempered_heads": [list(h) for h in self.heads],
             "result": None if self.attribution is None else self.attribution.to_json(top_k=10),
+            "max_d_null": None if self.null is None else self.null.to_json(),
         }
 
 
@@ -97,7 +106,10 @@ def run_attribution(
         layers, masks[names[0]], masks[names[1]], names=names, seed=config.run.seed
     )
     heads = tuple((h.layer, h.head) for h in attr.top(cfg.top_k, "magnitude"))
-    return AttributionOutcome(attr, None, data.name, names, sizes, heads)
+    null = max_magnitude_d_null(
+        layers, masks[names[0]], masks[names[1]], n_shuffles=NULL_SHUFFLES, seed=config.run.seed
+    )
+    return AttributionOutcome(attr, None, data.name, names, sizes, heads, null)
 
 
 def _scorers(checker: Checker) -> dict[str, Any]:

@@ -15,6 +15,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from interventions import SidecarResult, SweepResult
 from probes import FalsificationReport, StepResult
 from workbench.study.confounds import ConfoundCheck
@@ -242,12 +244,24 @@ def attribution_plain(outcome: AttributionOutcome) -> str:
         for h in top
     )
     collinear = sum(h.collinear for h in top)
+    if outcome.null is not None:
+        null = outcome.null
+        chance = (
+            f"Shuffling the cohort labels {len(null.null)} times, the largest d of the "
+            f"{len(attr.heads)} heads is {float(np.median(null.null)):.2f} at the median and "
+            f"{null.quantile_95:.2f} at the 95th percentile; the observed top d "
+            f"{null.observed:.2f} has p = {null.p_value:.3f}"
+            + (" (above chance)." if null.p_value < 0.05 else ": within what chance gives.")
+        )
+    else:
+        chance = (
+            f"With these cohort sizes a single d has a standard error near {se:.2f}, and the "
+            f"largest of {len(attr.heads)} heads reaches about {3 * se:.2f} by chance alone."
+        )
     return (
         f"Comparing {attr.n_a} {a} with {attr.n_b} {b} items on {outcome.split}, the heads whose "
-        f"o_proj input is louder in {a} are {heads}. With these cohort sizes a single d has a "
-        f"standard error near {se:.2f}, and the largest of {len(attr.heads)} heads reaches about "
-        f"{3 * se:.2f} by chance alone. {collinear} of the top 3 have collinear cohort means "
-        "(cos >= 0.99): for those, d measures a louder head, not a direction."
+        f"o_proj input is louder in {a} are {heads}. {chance} {collinear} of the top 3 have "
+        "collinear cohort means (cos >= 0.99): for those, d measures a louder head, not a direction."
     )
 
 
