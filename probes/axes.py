@@ -91,7 +91,7 @@ def load_axis(
     if field is None:
         field = _axis_field(path, axis)
     t = spec_threshold if spec_threshold is not None else threshold
-    return load_labels(f"{path}:{field}", threshold=t, ids=ids)
+    return load_labels(f"{path}:{field}", threshold=t, ids=ids, threshold_option="--axis-threshold")
 
 
 _NOT_AXES = frozenset({"i", "id", "idx", "index", "coverage", "correct", "labels", "label"})

@@ -219,6 +219,9 @@ def falsify_command(
     out.mkdir(parents=True, exist_ok=True)
     for name, data in outputs.items():
         atomic_write_bytes(out / name, data)
+    stale = out / "figures.html"
+    if "figures.html" not in outputs and stale.exists():
+        stale.unlink()  # an earlier run's figures must not sit beside this report
 
     console.print(f"verdict: [bold]{report.verdict}[/bold]")
     for s in report.steps:

@@ -226,7 +226,11 @@ def feature_ids(spec: str) -> list[str] | None:
 
 
 def load_labels(
-    spec: str, *, threshold: float | None = None, ids: list[str] | None = None
+    spec: str,
+    *,
+    threshold: float | None = None,
+    ids: list[str] | None = None,
+    threshold_option: str = "--threshold",
 ) -> np.ndarray:
     """Binary labels (1.0/0.0, NaN = unlabelled) from ``PATH[:FIELD][>=T]``.
 
@@ -236,6 +240,7 @@ def load_labels(
             must already be 0/1 or booleans.
         ids: the features' item ids (:func:`feature_ids`); when the label records
             carry ``id`` fields too, the labels come back in this order.
+        threshold_option: the option the error for continuous values points to.
 
     >>> import json, pathlib, tempfile
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "l.json"
@@ -266,7 +271,7 @@ def load_labels(
         sample = np.unique(values[known])[:4].tolist()
         raise WorkbenchError(
             f"{path} field {name!r} holds continuous values (e.g. {sample}): "
-            "binarise with --threshold T (or PATH:FIELD>=T); values >= T become 1"
+            f"binarise with {threshold_option} T (or PATH:FIELD>=T); values >= T become 1"
         )
     return values
 

@@ -11,6 +11,7 @@ failure taxonomy applied to step 2 in :mod:`probes.taxonomy`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
@@ -36,7 +37,7 @@ from probes.taxonomy import ALPHA, CHANCE_AUC, CV_MIN_AUC, diagnose
 from probes.transfer import fit_and_score
 from workbench.errors import WorkbenchError
 
-__all__ = ["falsify"]
+__all__ = ["check_resampling", "falsify"]
 
 _Pair = tuple[ArrayLike, ArrayLike | None]
 
@@ -89,10 +90,42 @@ def _pair(
     return train, fresh
 
 
+MIN_BOOT = 10
+"""Fewest bootstrap resamples :func:`falsify` accepts: the taxonomy reads the
+interval's ends, and fewer resamples make them the point estimate or noise."""
+
+
+def check_resampling(*, folds: int, n_boot: int, n_perm: int, n_control: int) -> None:
+    """Raise :class:`WorkbenchError` for fold and resample counts that would make
+    a verdict meaningless (the study's config checks its ``[probe]`` with this)."""
+    if folds < 2:
+        raise WorkbenchError(f"folds={folds}: stratified CV needs at least 2 folds")
+    if n_boot < MIN_BOOT:
+        raise WorkbenchError(
+            f"n_boot={n_boot}: the AUC intervals need at least {MIN_BOOT} bootstrap resamples "
+            "(default 1000)"
+        )
+    least = math.ceil(1 / ALPHA)  # the smallest p is 1 / (1 + n_perm); it must reach below ALPHA
+    if n_perm < least:
+        raise WorkbenchError(
+            f"n_perm={n_perm}: with so few label shuffles the smallest p-value, "
+            f"1/(1 + n_perm), cannot go below {ALPHA}, so no AUC could beat chance; "
+            f"pass at least {least} (default 1000)"
+        )
+    if n_control < 0:
+        raise WorkbenchError(f"n_control={n_control}: pass 0 (no control task) or more")
+
+
 def _settings(probe: BaseEstimator, Cs: Sequence[float]) -> list[tuple[str, BaseEstimator]]:
     if "C" in probe.get_params():
         if not Cs:
             raise WorkbenchError("Cs is empty: pass at least one C, e.g. Cs=(1.0,)")
+        bad = [c for c in Cs if not (math.isfinite(float(c)) and float(c) > 0)]
+        if bad:
+            raise WorkbenchError(
+                f"C={bad[0]!r}: the inverse regularisation strength must be a positive finite "
+                "number, e.g. 1.0 or 0.1"
+            )
         return [(f"C={C:g}", clone(probe).set_params(C=float(C))) for C in Cs]
     if tuple(Cs) != (1.0,):
         raise WorkbenchError(
@@ -226,8 +259,7 @@ def falsify(
     >>> [s.verdict for s in r.steps], r.diagnosis.verdict
     (['pass', 'pass', 'not run', 'not run', 'not run'], 'pass')
     """
-    if folds < 2:
-        raise WorkbenchError(f"folds={folds}: stratified CV needs at least 2 folds")
+    check_resampling(folds=folds, n_boot=n_boot, n_perm=n_perm, n_control=n_control)
     report = progress or (lambda _msg: None)
     if (fresh_X is None) != (fresh_y is None):
         raise WorkbenchError("fresh_X and fresh_y go together: pass both or neither")

@@ -38,6 +38,7 @@ from workbench.scorers import Scorer
 
 __all__ = [
     "ComparisonRefused",
+    "check_rescore_budget",
     "Comparison",
     "ConditionSummary",
     "Delta",
@@ -262,6 +263,15 @@ def _model_identity(record: Any) -> dict[str, Any]:
     return {k: v for k, v in dict(record).items() if k not in _PATHS}
 
 
+def check_rescore_budget(cond: Condition, max_new_tokens: int) -> None:
+    """Raise unless ``max_new_tokens`` exceeds the budget ``cond`` was generated with."""
+    if max_new_tokens <= cond.max_new_tokens:
+        raise WorkbenchError(
+            f"rescore max_new_tokens {max_new_tokens} must exceed {cond.label}'s "
+            f"{cond.max_new_tokens}: pass a larger budget"
+        )
+
+
 def rescore_condition(
     cond: Condition,
     lm: Any | None,
@@ -280,11 +290,7 @@ def rescore_condition(
     """
     from workbench.generation import generate
 
-    if max_new_tokens <= cond.max_new_tokens:
-        raise WorkbenchError(
-            f"rescore max_new_tokens {max_new_tokens} must exceed the condition's "
-            f"{cond.max_new_tokens}: pass a larger budget"
-        )
+    check_rescore_budget(cond, max_new_tokens)
     decoding = dataclasses.replace(cond.decoding, max_new_tokens=max_new_tokens)
     todo = [it for it, g in zip(cond.items, cond.generations, strict=True) if g.truncated]
     new = {}

@@ -197,6 +197,10 @@ def compare_command(
     result = compare_conditions(ca, cb, scorer=scorer, allow=allowed, n_boot=n_boot, seed=seed)
     rescored = None
     if rescore_max_new_tokens is not None:
+        from workbench.compare import check_rescore_budget
+
+        for c in (ca, cb):  # before any model loads
+            check_rescore_budget(c, rescore_max_new_tokens)
         judge = None
         if scorer.uses_judge:
             if judge_config is None:

@@ -350,7 +350,8 @@ def load_feature_matrix(path: str | Path, site: str | None = None, key: str = "X
         name = site or key
         if name not in arrays:
             raise WorkbenchError(
-                f"{path} has no array {name!r} (it holds {', '.join(arrays) or 'nothing'})"
+                f"{path} has no array {name!r} (it holds {', '.join(arrays) or 'nothing'}): "
+                "name the array with PATH:NAME"
             )
         X = arrays[name]
     return X.reshape(X.shape[0], -1).astype(np.float32, copy=False)

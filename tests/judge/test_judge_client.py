@@ -39,6 +39,20 @@ def test_sends_the_key_as_bearer(
     assert server.hits[0].headers["Authorization"] == "Bearer sk-unit-test"
 
 
+def test_a_short_key_does_not_rewrite_replies(
+    server: Any, make_config: Callable[..., JudgeConfig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reply = '{"factual_accuracy": 4}'
+    server.behaviour = lambda hit, n: {"content": reply}
+    monkeypatch.setenv("OTHER_KEY_VAR", "4")  # a local server's throwaway key
+    assert ChatClient(make_config(api_key_env="OTHER_KEY_VAR")).complete(MESSAGES) == reply
+    monkeypatch.setenv("OTHER_KEY_VAR", "sk-long-enough-key")  # a real key echoed back is removed
+    server.behaviour = lambda hit, n: {"content": "key sk-long-enough-key"}
+    assert ChatClient(make_config(api_key_env="OTHER_KEY_VAR")).complete(MESSAGES) == (
+        "key [redacted]"
+    )
+
+
 def test_429_with_retry_after_then_success(
     server: Any, make_config: Callable[..., JudgeConfig]
 ) -> None:

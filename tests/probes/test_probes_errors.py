@@ -60,6 +60,22 @@ API_CASES = {
         lambda X, y, Xf, yf: falsify(X, y, fresh_X=Xf, **FAST),
         r"fresh_X and fresh_y go together",
     ),
+    "too few shuffles": (
+        lambda X, y, Xf, yf: falsify(X, y, **{**FAST, "n_perm": 19}),
+        r"n_perm=19: .*cannot go below 0.05, so no AUC could beat chance; pass at least 20",
+    ),
+    "too few resamples": (
+        lambda X, y, Xf, yf: falsify(X, y, **{**FAST, "n_boot": -5}),
+        r"n_boot=-5: the AUC intervals need at least 10 bootstrap resamples",
+    ),
+    "negative control": (
+        lambda X, y, Xf, yf: falsify(X, y, **{**FAST, "n_control": -1}),
+        r"n_control=-1: pass 0",
+    ),
+    "C not positive": (
+        lambda X, y, Xf, yf: falsify(X, y, Cs=(1.0, 0.0), **FAST),
+        r"C=0.0: the inverse regularisation strength must be a positive finite number",
+    ),
 }
 
 
@@ -127,6 +143,11 @@ CLI_CASES = {
     "continuous labels": ({"--train-labels": "{d}/judge_train.json:scores.acc"}, "continuous values .* --threshold"),
     "bad axis syntax": ({"--axis": "hedging"}, "is not NAME=TRAIN_LABELS"),
     "unknown probe": ({"--probe": "svm"}, "--probe 'svm' is unknown: pass one of linear, mlp, mass-mean"),
+    "C nan": ({"--C": "nan"}, "C=nan: the inverse regularisation strength must be a positive finite number"),
+    "C negative": ({"--C": "-1"}, "C=-1.0: the inverse regularisation strength"),
+    "no shuffles": ({"--n-perm": "0"}, "n_perm=0: .* pass at least 20"),
+    "axis scores": ({"--axis": "acc={d}/judge_train.json"}, "continuous values .* binarise with --axis-threshold T"),
+    "npz without X": ({"--train": "{d}/narrow.npz:Z"}, r"has no array 'Z' \(it holds X\): name the array with PATH:NAME"),
 }  # fmt: skip
 
 
@@ -169,6 +190,13 @@ def test_cli_runs_all_five_steps(files, tmp_path, run_cli, good):
     assert doc["trials"]["axis:acc"]["train"]["n_pos"] == int(y.sum())
     assert doc["trials"]["layers"]["features"] == "mean of last 2 of 4 layers"
     assert doc["config"]["n_last_layers"] == 2
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md"]
+    # a run with figures, then one without: the old figures must not stay beside the new report
+    code, err = run_cli(*cli_args(files, out))
+    assert code == 0, err
+    assert (out / "figures.html").exists()
+    code, err = run_cli(*cli_args(files, out), "--no-figures")
+    assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md"]
 
 

@@ -229,7 +229,7 @@ def test_rescoring_undoes_a_truncation_artifact(verbose_dir, tiny, tmp_path):
 
     with pytest.raises(ValueError, match="rescoring model is not the one"):
         rescore_condition(a, load_model(str(verbose_dir), dtype="bfloat16"), 64)
-    with pytest.raises(ValueError, match="must exceed the condition's 8"):
+    with pytest.raises(ValueError, match="must exceed .*'s 8: pass a larger budget"):
         rescore_condition(a, verbose, 8)
 
 
@@ -272,7 +272,17 @@ def test_bad_inputs_are_one_line(tiny, tmp_path):
         _one_line_error(code, err, pattern)
     code, _, err = run_cli("compare", str(tmp_path / "a"), str(tmp_path / "a"), *args,
                            "--rescore-max-new-tokens", "4")  # fmt: skip
-    _one_line_error(code, err, r"must exceed the condition's 8")
+    _one_line_error(code, err, r"must exceed a's 8")
+    # truncated responses need the model, but a budget too small is refused before it loads
+    cut = write_condition(tmp_path / "cut", _gens(["9", "1"], truncated=[False, True]),
+                          tiny("llama"), items=ITEMS)  # fmt: skip
+    cut_json = json.loads((tmp_path / "cut/condition.json").read_text())
+    cut_json["model"]["name"] = str(tmp_path / "no-such-model")
+    (tmp_path / "cut/condition.json").write_text(json.dumps(cut_json))
+    assert cut.n_truncated == 1
+    code, _, err = run_cli("compare", str(tmp_path / "cut"), str(tmp_path / "cut"), *args,
+                           "--rescore-max-new-tokens", "8")  # fmt: skip
+    _one_line_error(code, err, r"must exceed cut's 8")
 
 
 def test_scorers(tiny, tmp_path):

@@ -76,6 +76,10 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
+MIN_REDACTED_KEY = 8
+"""Shortest API key that :meth:`ChatClient.redact` removes from text."""
+
+
 class ChatClient:
     """Calls one judge endpoint; safe to share between threads.
 
@@ -93,8 +97,15 @@ class ChatClient:
         return f"ChatClient(url={self.config.chat_url!r}, model={self.config.model!r})"
 
     def redact(self, text: str) -> str:
-        """``text`` with the API key, should it appear, replaced by ``[redacted]``."""
-        return text.replace(self._key, "[redacted]") if self._key else text
+        """``text`` with the API key, should it appear, replaced by ``[redacted]``.
+
+        Keys shorter than :data:`MIN_REDACTED_KEY` characters are left alone: a
+        local server's key such as ``"4"`` would otherwise rewrite ordinary reply
+        text (a score of 4), and so short a key protects nothing anyway.
+        """
+        if self._key and len(self._key) >= MIN_REDACTED_KEY:
+            return text.replace(self._key, "[redacted]")
+        return text
 
     def body(
         self, messages: Sequence[dict[str, str]], max_tokens: int | None = None

@@ -14,6 +14,7 @@ or a value of the wrong type, is an error that names it and the fix.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -167,10 +168,16 @@ class ProbeConfig:
     depth_n_boot: int = 200
 
     def __post_init__(self) -> None:
-        if not self.Cs or any(c <= 0 for c in self.Cs):
+        if not self.Cs or not all(math.isfinite(c) and c > 0 for c in self.Cs):
             raise _fail("probe", f"Cs = {list(self.Cs)}: pass positive values, e.g. [0.1, 1.0]")
-        if self.folds < 2:
-            raise _fail("probe", f"folds = {self.folds}: stratified CV needs 2 or more")
+        from probes.pipeline import check_resampling
+
+        try:
+            check_resampling(
+                folds=self.folds, n_boot=self.n_boot, n_perm=self.n_perm, n_control=self.n_control
+            )
+        except WorkbenchError as e:
+            raise _fail("probe", str(e)) from None
         bad = [a for a in self.axes if a not in AXES]
         if bad:
             raise _fail("probe", f"axes has {bad[0]!r}: use any of {', '.join(AXES)}")
