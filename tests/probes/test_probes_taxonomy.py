@@ -27,6 +27,8 @@ def scenario(make, name, seed):
         return make(rng, 200, 0.5, signal=0.0, confound=1.0), make(
             rng, 200, 0.5, signal=0.0, confound=-1.0
         )
+    if name == "weak_transfer":  # the fresh signal is real but faint (AUC near 0.58)
+        return make(rng, 200, 0.5), make(rng, 600, 0.5, signal=0.35)
     if name == "cv_fail":  # nothing to read anywhere
         return make(rng, 200, 0.5, signal=0.0), make(rng, 200, 0.5, signal=0.0)
     raise AssertionError(name)
@@ -36,7 +38,15 @@ SEEDS = range(10)
 
 
 @pytest.mark.parametrize(
-    "truth", ["pass", "single_output_distribution", "capability_cliff", "below_chance", "cv_fail"]
+    "truth",
+    [
+        "pass",
+        "single_output_distribution",
+        "capability_cliff",
+        "below_chance",
+        "cv_fail",
+        "weak_transfer",
+    ],
 )
 def test_planted_truth_is_recovered(make_planted, truth):
     """Each verdict is a statistical decision (95% intervals), so a few seeds in a
@@ -68,6 +78,10 @@ def test_planted_truth_is_recovered(make_planted, truth):
             flag_hits += "base_rate_collapse" not in d.flags
         if truth == "cv_fail":
             flag_hits += "cv_not_passed" in d.flags
+        if truth == "weak_transfer":
+            a = d.evidence.fresh_auc
+            assert a.lo > 0.5 and a.auc < 0.63 and report.step("fresh").verdict == "fail"
+            flag_hits += not d.flags
     assert hits >= 8, misses
     assert flag_hits >= 8, (hits, flag_hits)
 
@@ -79,6 +93,35 @@ def test_halved_base_rate_is_still_comparable(make_planted):
     Xf, yf = make_planted(rng, 193, 0.285, signal=0.0)
     d = falsify(X, y, fresh_X=Xf, fresh_y=yf, **FAST).diagnosis
     assert d.verdict == "single_output_distribution"
+
+
+def test_genuine_signal_in_a_tiny_class_is_not_degenerate(make_planted):
+    """9 positives in 193, as in the paper's fresh set, but a strong planted signal:
+    the asymmetry beats shuffled labels, so it is evidence, not an imbalance artifact."""
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        X, y = make_planted(rng, 200, 0.5, signal=3.0)
+        Xf, yf = make_planted(rng, 193, 9 / 193, signal=3.0)
+        d = falsify(X, y, fresh_X=Xf, fresh_y=yf, seed=seed, **FAST).diagnosis
+        assert d.verdict == "pass" and "base_rate_collapse" in d.flags
+        assert "degenerate_asymmetry" not in d.flags, d.explanation
+        assert d.evidence.asymmetry.p_value <= 0.05
+
+
+def test_undefined_asymmetry_is_flagged_and_explained():
+    from probes.disposition import AsymmetryResult
+
+    none = AsymmetryResult(None, None, None, None, 20, 80, null_bar_rate=0.0, n_perm=100)
+    d = diagnose(
+        train_y=[0, 1] * 50,
+        fresh_y=[1] * 20 + [0] * 80,
+        cv_auc=AUCResult(0.8, 0.7, 0.9, 50, 50),
+        fresh_auc=AUCResult(0.52, 0.4, 0.64, 20, 80),
+        asymmetry=none,
+    )
+    assert d.verdict == "single_output_distribution"
+    assert d.flags == ("asymmetry_undefined",)
+    assert "asymmetry is undefined" in d.explanation
 
 
 def test_negative_class_collapse_is_a_cliff_too():
