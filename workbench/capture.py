@@ -214,6 +214,8 @@ def capture_to_store(
     """
     if shard_size < 1:
         raise WorkbenchError(f"shard_size {shard_size} must be >= 1")
+    if batch_size < 1:  # checked before the manifest is written: nothing half-made
+        raise WorkbenchError(f"batch_size {batch_size} must be >= 1")
     items = as_items(items)
     parsed = parse_sites(sites)
     reader = SiteReader(lm.layout, parsed)

@@ -67,8 +67,16 @@ def _item_from_obj(obj: Any, where: str) -> Item:
 def jsonl_lines(path: Path) -> Iterator[tuple[int, Any]]:
     """``(line number, parsed value)`` for every non-blank line of a JSONL file; a
     malformed line is a one-line error naming the file, line and column."""
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    if path.is_dir():
+        raise WorkbenchError(f"{path} is a directory: pass a JSONL file")
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise WorkbenchError(
+                    f"{path}:{lineno}: not UTF-8 text: save the file as UTF-8 JSONL"
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -84,9 +92,8 @@ def read_items(path: str | Path) -> list[Item]:
     """Read a JSONL item file, with errors that name the line."""
     path = Path(path)
     if not path.is_file():
-        raise WorkbenchError(
-            f"item file {path} does not exist: pass a JSONL file with id and prompt"
-        )
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise WorkbenchError(f"item file {path} {what}: pass a JSONL file with id and prompt")
     items: list[Item] = []
     seen: dict[str, int] = {}
     for lineno, obj in jsonl_lines(path):

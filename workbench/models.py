@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from workbench.embedded import EMBEDDED, embedded_source, materialize
@@ -140,6 +141,12 @@ def _resolve_device(device: str) -> str:
         raise WorkbenchError(
             f"device {device!r} requested but CUDA is not available: use --device cpu"
         )
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise WorkbenchError(
+            f"device {device!r} is not a torch device: use cpu, cuda, cuda:N, mps or auto"
+        ) from None
     return device
 
 
@@ -250,6 +257,7 @@ def load_model(
     from workbench.backends.base import require_engine
 
     require_engine(backend)  # a missing extra fails before any weights load
+    target_device = _resolve_device(device) if device_map is None else None  # likewise
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_dtype = resolve_dtype(dtype)
@@ -296,6 +304,11 @@ def load_model(
             },
         )
         model = AutoModelForCausalLM.from_pretrained(target, **kwargs)
+    except SafetensorError as e:
+        raise WorkbenchError(
+            f"cannot load model {name!r}: a weights file is corrupt ({e}): "
+            "restore or re-download the model's weights"
+        ) from None
     except (OSError, ValueError) as e:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -307,7 +320,7 @@ def load_model(
         source["revision"] = getattr(model.config, "_commit_hash", None) or revision
     module: nn.Module = model
     if device_map is None:
-        module = module.to(_resolve_device(device))
+        module = module.to(target_device)
     if adapter is not None:
         module = _load_adapter(module, adapter)
         source["adapter"] = str(Path(adapter).resolve())

@@ -88,6 +88,10 @@ def encode_item(
     max_positions: int | None = None,
 ) -> Encoded:
     """Encode one item; a response over ``max_response_tokens`` is cut (and flagged)."""
+    if max_response_tokens < 1:
+        raise WorkbenchError(
+            f"max_response_tokens {max_response_tokens} must be >= 1: pass a positive cap"
+        )
     prompt_ids = encode_prompt(tokenizer, item.prompt, chat_template)
     response_ids: list[int] = []
     cut = False

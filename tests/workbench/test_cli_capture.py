@@ -159,3 +159,28 @@ def test_capture_on_smollm_three_items(tmp_path, items_file, smollm):
         and manifest["meta"]["model"]["alias"] == "smollm2-135m-instruct"
     )
     assert np.isfinite(store.load("h_last")).all()
+
+
+def test_more_bad_inputs_are_one_line_and_leave_nothing(tiny_dir, tmp_path, items_file):
+    import shutil
+
+    items = str(items_file(GOOD))
+    out = tmp_path / "out"
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b'{"id": "a", "prompt": "x"}\n\xff\xfe\x00junk\n')
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(tiny_dir, corrupt)
+    (corrupt / "model.safetensors").write_bytes(b"\xff" * 64)
+    cases = [
+        (["--items", str(binary)], r"binary.jsonl:2: not UTF-8 text: save the file as UTF-8"),
+        (["--items", str(tmp_path)], r"is a directory: pass a JSONL file with id and prompt"),
+        (["--items", items, "--device", "tpu0"], r"device 'tpu0' is not a torch device"),
+        (["--items", items, "--max-response-tokens", "-1"], r"max_response_tokens -1 must be >= 1"),
+        (["--items", items, "--batch-size", "0"], r"batch_size 0 must be >= 1"),
+        (["--items", items, "--model", str(corrupt)], r"a weights file is corrupt"),
+    ]
+    for args, pattern in cases:
+        model = [] if "--model" in args else ["--model", str(tiny_dir)]
+        code, _, err = run_cli("capture", *model, "--site", "h_last", "--out", str(out), *args)
+        _one_line_error(code, err, pattern)
+        assert not out.exists(), args  # nothing half-written
