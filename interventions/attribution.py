@@ -243,6 +243,10 @@ def attribute_heads(
     >>> attr.export("magnitude", k=3)  # doctest: +SKIP
     [(16, 5, 0.599), (20, 7, 0.5965), (3, 3, 0.4369)]
     """
+    if not -1.0 <= collinear_cos <= 1.0:  # also refuses NaN
+        raise WorkbenchError(
+            f"collinear_cos={collinear_cos}: a cosine threshold lies in [-1, 1] (default 0.99)"
+        )
     layers = as_layers(activations)
     n = next(iter(layers.values())).shape[0]
     a, b = as_mask(cohort_a, n, names[0]), as_mask(cohort_b, n, names[1])

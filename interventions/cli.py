@@ -68,9 +68,10 @@ def attribute_command(
     from interventions.head_probes import head_probes
     from interventions.report import write_attribution_report
     from probes.labels import load_labels
-    from workbench.store import FeatureStore
+    from workbench.store import FeatureStore, check_out_dir
 
     console = Console(stderr=True)
+    check_out_dir(out)
     store = FeatureStore(features)
     names = site or [s for s in store.sites if s.startswith("head_in")]
     missing = [s for s in names if s not in store.sites]
@@ -154,6 +155,7 @@ def temper_command(
     from workbench.generation import DecodingConfig
     from workbench.items import read_items
     from workbench.models import load_model
+    from workbench.store import check_out_dir
     from workbench.verbal import classify_verbal
 
     console = Console(stderr=True)
@@ -173,8 +175,7 @@ def temper_command(
         max_new_tokens=max_new_tokens, do_sample=not greedy, temperature=temperature, top_p=top_p
     )
     item_list = read_items(items)
-    if out.exists() and not out.is_dir():
-        raise WorkbenchError(f"--out {out} is a file: pass a directory")
+    check_out_dir(out)
     scorers = {"asserts": lambda it, r: classify_verbal(r) == "assert"}
     if all("family" in it.labels for it in item_list):
         scorers["correct"] = check_item

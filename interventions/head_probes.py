@@ -19,6 +19,7 @@ fresh set; the ranking uses the fresh AUC when there is one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -134,6 +135,8 @@ def head_probes(
     """
     if folds < 2:
         raise WorkbenchError(f"folds={folds}: cross-validation needs at least 2 folds")
+    if not (math.isfinite(C) and C > 0):
+        raise WorkbenchError(f"C={C}: the inverse regularisation must be a positive finite number")
     layers = as_layers(activations)
     n = next(iter(layers.values())).shape[0]
     y = _labels(labels, n, "labels", folds)

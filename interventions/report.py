@@ -40,16 +40,13 @@ from interventions.figures import (
 from interventions.head_probes import HeadProbes
 from interventions.sidecar import SidecarResult
 from interventions.sweep import SweepResult
-from workbench.errors import WorkbenchError
-from workbench.store import atomic_write_bytes
+from workbench.store import atomic_write_bytes, check_out_dir
 
 __all__ = ["write_attribution_report", "write_sidecar_report", "write_sweep_report"]
 
 
 def _prepare(out: str | Path) -> Path:
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise WorkbenchError(f"--out {path} is a file: pass a directory")
+    path = check_out_dir(out)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -108,11 +108,10 @@ def falsify_command(
     from probes.estimators import LinearProbe, MassMeanProbe, MLPProbe
     from probes.labels import feature_ids, load_features, load_labels
     from probes.pipeline import falsify
-    from workbench.store import atomic_write_bytes
+    from workbench.store import atomic_write_bytes, check_out_dir
 
     console = Console(stderr=True)
-    if out.exists() and not out.is_dir():
-        raise WorkbenchError(f"--out {out} is a file: pass a directory")
+    check_out_dir(out)
     if probe not in PROBES:
         raise WorkbenchError(f"--probe {probe!r} is unknown: pass one of {', '.join(PROBES)}")
     if (fresh is None) != (fresh_labels is None):

@@ -187,10 +187,9 @@ def compare_command(
     from workbench.compare_report import delta_line
     from workbench.condition import read_condition
     from workbench.scorers import Scorer, score_key
-    from workbench.store import atomic_write_bytes
+    from workbench.store import atomic_write_bytes, check_out_dir
 
-    if out.exists() and not out.is_dir():
-        raise WorkbenchError(f"--out {out} is a file: pass a directory")
+    check_out_dir(out)
     scorer = Scorer.parse(score)
     ca, cb = read_condition(a), read_condition(b)
     allowed = list(allow or [])

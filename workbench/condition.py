@@ -35,7 +35,13 @@ from workbench.errors import WorkbenchError
 from workbench.generation import DecodingConfig, Generation, Generations
 from workbench.items import Item
 from workbench.judge.results import JudgeRun, read_judge_run
-from workbench.store import atomic_write_bytes, atomic_write_json, sha256_file, sha256_text
+from workbench.store import (
+    atomic_write_bytes,
+    atomic_write_json,
+    check_out_dir,
+    sha256_file,
+    sha256_text,
+)
 
 __all__ = [
     "CONDITION_FILE",
@@ -157,9 +163,7 @@ class Condition:
 
     def write(self, path: str | Path, *, overwrite: bool = False) -> Condition:
         """Write the directory (atomically per file); returns the condition with its path."""
-        path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise WorkbenchError(f"condition {path} is a file: pass a directory")
+        path = check_out_dir(path, "condition")
         if (path / CONDITION_FILE).exists() and not overwrite:
             raise WorkbenchError(
                 f"{path} already holds a condition: pass a new directory or overwrite=True (--overwrite)"

@@ -60,5 +60,15 @@ def stop_forward_allowed() -> Iterator[None]:
 
 
 def count_hooks(model: nn.Module) -> int:
-    """Forward and forward-pre hooks attached anywhere in ``model`` (tests use it)."""
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+    """Forward and forward-pre hooks attached anywhere in ``model`` (tests use it).
+
+    transformers' own output recorders are not counted: transformers 5 installs
+    them, for good, on the first call with ``output_hidden_states=True``, so a
+    count including them would blame whichever code ran after that call.
+    """
+    return sum(
+        1
+        for m in model.modules()
+        for h in (*m._forward_hooks.values(), *m._forward_pre_hooks.values())
+        if not str(getattr(h, "__module__", "")).startswith("transformers.")
+    )

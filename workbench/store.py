@@ -45,6 +45,7 @@ __all__ = [
     "StoreWriter",
     "ShardInfo",
     "atomic_write_bytes",
+    "check_out_dir",
     "atomic_write_json",
     "load_npz",
     "load_feature_matrix",
@@ -87,6 +88,19 @@ def _atomic_path(path: Path) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def check_out_dir(path: str | Path, what: str = "--out") -> Path:
+    """``path`` as a directory to write into, checked before any work is done: it
+    and every folder above it must be a directory or not exist yet."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            where = "is a file" if p == path else f"is inside {p}, which is a file"
+            raise WorkbenchError(f"{what} {path} {where}: pass a directory")
+        if p.exists():
+            break
+    return path
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -236,8 +250,8 @@ class StoreWriter:
         self.shards: list[ShardInfo] = []
         if (self.path / MANIFEST).is_file():
             self._resume()
-        elif self.path.exists() and not self.path.is_dir():
-            raise WorkbenchError(f"--out {self.path} is a file: pass a directory")
+        else:
+            check_out_dir(self.path)
 
     def _identity(self, meta: Mapping[str, Any], items: Sequence[Mapping[str, Any]]) -> dict:
         return {"meta": {k: meta.get(k) for k in self.run_key}, "items": list(items)}

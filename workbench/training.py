@@ -36,7 +36,7 @@ from typing import Any
 
 from workbench.errors import MissingExtraError, WorkbenchError
 from workbench.lora_targets import TARGETS, lora_target_modules
-from workbench.store import atomic_write_json, sha256_file
+from workbench.store import atomic_write_json, check_out_dir, sha256_file
 from workbench.training_data import METHODS, read_training_rows, tokenize_rows
 
 __all__ = [
@@ -264,8 +264,7 @@ def train_lora(
     out = Path(out)
     if (out / "adapter_config.json").exists() and not overwrite:
         raise WorkbenchError(f"{out} already holds an adapter: pass a new --out or --overwrite")
-    if out.exists() and not out.is_dir():
-        raise WorkbenchError(f"--out {out} is a file: pass a directory")
+    check_out_dir(out)
     for pkg in ("peft", "trl"):
         if importlib.util.find_spec(pkg) is None:
             raise MissingExtraError(pkg, "train")

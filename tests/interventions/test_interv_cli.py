@@ -104,6 +104,8 @@ def test_attribute_without_verbal_compares_wrong_and_right(store, tmp_path):
         ),
         (["--site", "head_in(5)"], "holds no site head_in(5)"),
         (["--compare", "wrong:wrong"], "two different cohorts"),
+        (["--compare", "wrong:right", "--collinear-cos", "nan"], "collinear_cos=nan: a cosine"),
+        (["--compare", "wrong:right", "--C", "-1"], "C=-1.0: the inverse regularisation"),
     ],
 )
 def test_attribute_bad_input_exits_2(store, tmp_path, capsys, extra, message):
@@ -210,3 +212,20 @@ def test_temper_bad_input_exits_2(model_dir, tmp_path, capsys, extra, message):
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: ") and message in last
     assert not out.exists()
+
+
+def test_out_inside_a_file_is_refused_before_any_work(model_dir, tmp_path, capsys):
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"id": 1, "prompt": "Hi"}\n')
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a directory")
+    argv = ["temper", "--model", str(model_dir), "--items", str(items), "--head", "1.2",
+            "--lambda", "1", "--out", str(blocker / "sub")]  # fmt: skip
+    assert _run(argv) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"is inside {blocker}, which is a file: pass a directory" in last
+    assert _run(["run", str(tmp_path / "none.toml"), "--out", str(blocker)]) == 2
+    assert "does not exist" in capsys.readouterr().err  # the config is read first
+    demo = Path(__file__).resolve().parents[2] / "workbench" / "configs" / "demo.toml"
+    assert _run(["run", str(demo), "--out", str(blocker)]) == 2
+    assert f"--out {blocker} is a file: pass a directory" in capsys.readouterr().err

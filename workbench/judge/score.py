@@ -38,6 +38,7 @@ from workbench.judge.config import JudgeConfig
 from workbench.judge.failure import JudgeCallError, JudgeFailure, Stage
 from workbench.judge.parse import parse_scores
 from workbench.judge.results import ItemScore, JudgeRun
+from workbench.store import check_out_dir
 
 __all__ = ["RESULTS_FILE", "RUN_FILE", "score_items"]
 
@@ -173,8 +174,8 @@ def score_items(
     """
     todo = _judged_items(items)
     out_dir = None if out is None else Path(out)
-    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
-        raise WorkbenchError(f"judge out {out_dir} is a file: pass a directory")
+    if out_dir is not None:
+        check_out_dir(out_dir, "judge out")
     cache_dir = config.cache_dir or (None if out_dir is None else out_dir / "cache")
     judge = _Judge(config, None if cache_dir is None else ReplyCache(cache_dir))
     done: dict[str, ItemScore] = {}

@@ -21,10 +21,12 @@ _NO_CACHE = "Recompute every stage instead of reusing the run directory's caches
 
 def _run(config_path: Path | None, out: Path, threads: int, no_cache: bool, progress: bool) -> None:
     from workbench.progress import console
+    from workbench.store import check_out_dir
     from workbench.study.config import load_config
     from workbench.study.runner import run_study
 
     config = load_config(config_path)
+    check_out_dir(out)
     if threads > 0:
         config = config.replace("run", threads=threads)
     result = run_study(config, out, use_cache=not no_cache, progress=progress)

@@ -202,6 +202,8 @@ class SecondModelConfig:
             raise _fail("second_model", f"responses = {self.responses!r}: use 'shared' or 'own'")
         if "{prompt}" not in self.prompt_template:
             raise _fail("second_model", "prompt_template must contain {prompt}")
+        if self.max_new_tokens < 1 or self.batch_size < 1:
+            raise _fail("second_model", "max_new_tokens and batch_size must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,18 @@ class TemperingConfig:
             raise _fail("tempering", f"lambdas = {list(self.lambdas)}: include 1.0, the reference")
         if len(self.seeds) < 2:
             raise _fail("tempering", "seeds: give 2 or more so a change can be told from a draw")
+        bad = [x for x in self.lambdas if not (math.isfinite(x) and x >= 0)]
+        if bad:
+            raise _fail("tempering", f"lambdas has {bad[0]}: use finite values >= 0")
+        if self.n_items < 1 or self.max_new_tokens < 1:
+            raise _fail("tempering", "n_items and max_new_tokens must be >= 1")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise _fail(
+                "tempering",
+                f"temperature = {self.temperature}: the sweep samples; use a value > 0, e.g. 0.8",
+            )
+        if not 0 < self.top_p <= 1:
+            raise _fail("tempering", f"top_p = {self.top_p}: use a value in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -257,6 +271,11 @@ class SidecarConfig:
         _check_split(self.split, "sidecar")
         if not 0 <= self.threshold <= 1:
             raise _fail("sidecar", f"threshold = {self.threshold}: use a probability in [0, 1]")
+        if not self.hedge_prefix.strip():
+            raise _fail(
+                "sidecar",
+                'hedge_prefix is empty: give the text to insert, e.g. "I\'m not sure, but "',
+            )
 
 
 @dataclass(frozen=True)
@@ -268,6 +287,8 @@ class TracesConfig:
 
     def __post_init__(self) -> None:
         _check_split(self.split, "traces")
+        if self.n_examples < 0:
+            raise _fail("traces", f"n_examples = {self.n_examples}: use 0 (none) or more")
 
 
 _SECTIONS: dict[str, type] = {

@@ -306,7 +306,8 @@ def sidecar_plain(sidecar: SidecarResult | None, reason: str | None) -> str:
         return "undefined" if x is None else f"{x:.3f}"
 
     return (
-        f"The gate prefixed {sidecar.n_gated} of {len(sidecar.gated)} responses ({hit} of them "
+        f"The probe read h_last {'after each draft response' if sidecar.read == 'draft' else 'at the end of each prompt'} "
+        f"and the gate prefixed {sidecar.n_gated} of {len(sidecar.gated)} responses ({hit} of them "
         f"wrong). Assertion asymmetry {f(base.assertion_asymmetry)} -> "
         f"{f(gated.assertion_asymmetry)}; confident-wrong rate {f(base.hallucination_rate)} -> "
         f"{f(gated.hallucination_rate)}; over-hedging {f(base.over_hedging_rate)} -> "
