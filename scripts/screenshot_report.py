@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["find_chromium", "screenshot"]
+__all__ = ["count_drawn_plots", "find_chromium", "screenshot"]
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -56,6 +56,16 @@ def screenshot(
     if not html.is_file():
         raise FileNotFoundError(f"{html} does not exist: run the study first")
     png.parent.mkdir(parents=True, exist_ok=True)
+    _run_chromium(exe, html, budget_ms, timeout_s,
+                  [f"--window-size={width},{height}", f"--screenshot={png.resolve()}"])  # fmt: skip
+    if not png.is_file() or png.stat().st_size == 0:
+        raise RuntimeError(f"Chromium wrote no screenshot to {png}")
+    return png
+
+
+def _run_chromium(
+    exe: str, html: Path, budget_ms: int, timeout_s: float, extra: list[str]
+) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         cmd = [
             exe,
@@ -70,14 +80,23 @@ def screenshot(
             "--hide-scrollbars",
             f"--user-data-dir={profile}",
             f"--virtual-time-budget={budget_ms}",
-            f"--window-size={width},{height}",
-            f"--screenshot={png.resolve()}",
+            *extra,
             html.resolve().as_uri(),
         ]
-        subprocess.run(cmd, check=False, capture_output=True, timeout=timeout_s)
-    if not png.is_file() or png.stat().st_size == 0:
-        raise RuntimeError(f"Chromium wrote no screenshot to {png}")
-    return png
+        return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout_s)
+
+
+def count_drawn_plots(
+    html: Path, *, budget_ms: int = 15000, browser: str | None = None, timeout_s: float = 120.0
+) -> tuple[int, int]:
+    """(plots plotly.js drew, plot placeholders in the file), read from the page's DOM
+    after its scripts ran: a placeholder plotly never filled stays empty."""
+    exe = browser or find_chromium()
+    if exe is None:
+        raise FileNotFoundError("no Chromium found: apt-get install -y chromium, or set $CHROMIUM")
+    total = html.read_text(encoding="utf-8").count('class="plotly-graph-div"')
+    dom = _run_chromium(exe, html, budget_ms, timeout_s, ["--dump-dom"]).stdout
+    return dom.count('class="plot-container plotly"'), total
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
+    drawn, total = count_drawn_plots(args.html, budget_ms=args.budget_ms)
+    print(f"{drawn} of {total} plots drawn")
+    if drawn < total or total == 0:
+        print(f"error: only {drawn} of {total} plots drew in {args.html}", file=sys.stderr)
+        return 2
     return 0
 
 

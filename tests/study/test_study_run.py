@@ -199,3 +199,5 @@ def test_headless_browser_screenshot(study, tmp_path):
     assert proc.returncode == 0, proc.stderr
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a drawn page, not a blank one
+    drawn, total = (int(x) for x in re.search(r"(\d+) of (\d+) plots drawn", proc.stdout).groups())
+    assert drawn == total >= 5, proc.stdout  # plotly.js filled every figure
