@@ -19,7 +19,6 @@ fresh set; the ranking uses the fresh AUC when there is one.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from numpy.typing import ArrayLike
 
 from interventions.activations import as_layers, pool_tokens
 from probes import AUCResult, LinearProbe, auc_with_ci
+from probes._checks import check_C
 from probes.crossval import out_of_fold_scores
 from workbench.errors import WorkbenchError
 
@@ -135,8 +135,7 @@ def head_probes(
     """
     if folds < 2:
         raise WorkbenchError(f"folds={folds}: cross-validation needs at least 2 folds")
-    if not (math.isfinite(C) and C > 0):
-        raise WorkbenchError(f"C={C}: the inverse regularisation must be a positive finite number")
+    check_C(C)
     layers = as_layers(activations)
     n = next(iter(layers.values())).shape[0]
     y = _labels(labels, n, "labels", folds)

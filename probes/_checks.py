@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike
 
 from workbench.errors import WorkbenchError
 
-__all__ = ["as_features", "as_labels", "check_classes", "check_rows", "check_widths", "pool_layers"]
+__all__ = [
+    "as_features",
+    "as_labels",
+    "check_C",
+    "check_classes",
+    "check_rows",
+    "check_widths",
+    "pool_layers",
+]
 
 
 def as_features(X: ArrayLike, what: str) -> np.ndarray:
@@ -46,6 +56,17 @@ def as_labels(y: ArrayLike, what: str) -> np.ndarray:
             "(the CLI's --threshold T maps values >= T to 1)"
         )
     return arr
+
+
+def check_C(C: float) -> float:
+    """``C`` as a float, if it is a usable inverse regularisation strength (finite, > 0)."""
+    c = float(C)
+    if not (math.isfinite(c) and c > 0):
+        raise WorkbenchError(
+            f"C={c!r}: the inverse regularisation strength must be a positive finite number, "
+            "e.g. 1.0 or 0.1"
+        )
+    return c
 
 
 def check_rows(X: np.ndarray, y: np.ndarray, what: str) -> None:

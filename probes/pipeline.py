@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from probes._checks import (
     as_features,
     as_labels,
+    check_C,
     check_classes,
     check_rows,
     check_widths,
@@ -120,13 +121,7 @@ def _settings(probe: BaseEstimator, Cs: Sequence[float]) -> list[tuple[str, Base
     if "C" in probe.get_params():
         if not Cs:
             raise WorkbenchError("Cs is empty: pass at least one C, e.g. Cs=(1.0,)")
-        bad = [c for c in Cs if not (math.isfinite(float(c)) and float(c) > 0)]
-        if bad:
-            raise WorkbenchError(
-                f"C={bad[0]!r}: the inverse regularisation strength must be a positive finite "
-                "number, e.g. 1.0 or 0.1"
-            )
-        return [(f"C={C:g}", clone(probe).set_params(C=float(C))) for C in Cs]
+        return [(f"C={C:g}", clone(probe).set_params(C=check_C(C))) for C in Cs]
     if tuple(Cs) != (1.0,):
         raise WorkbenchError(
             f"Cs={list(Cs)} but {type(probe).__name__} has no C parameter: drop Cs (--C) "

@@ -45,8 +45,8 @@ __all__ = [
     "StoreWriter",
     "ShardInfo",
     "atomic_write_bytes",
-    "check_out_dir",
     "atomic_write_json",
+    "check_out_dir",
     "load_npz",
     "load_feature_matrix",
     "sha256_file",
@@ -95,11 +95,11 @@ def check_out_dir(path: str | Path, what: str = "--out") -> Path:
     and every folder above it must be a directory or not exist yet."""
     path = Path(path)
     for p in (path, *path.parents):
-        if p.exists() and not p.is_dir():
+        if p.is_dir():
+            break
+        if p.exists():
             where = "is a file" if p == path else f"is inside {p}, which is a file"
             raise WorkbenchError(f"{what} {path} {where}: pass a directory")
-        if p.exists():
-            break
     return path
 
 
