@@ -23,12 +23,12 @@ from typing import Any, Literal
 import numpy as np
 
 from probes import DispositionTable, disposition_table
-from workbench.capture import capture
-from workbench.domains import check_item
-from workbench.errors import WorkbenchError
-from workbench.generation import DecodingConfig, generate
-from workbench.items import Item, as_items
-from workbench.verbal import classify_verbal
+from workbench.core.errors import WorkbenchError
+from workbench.core.items import Item, as_items
+from workbench.labels.domains import check_item
+from workbench.labels.verbal import classify_verbal
+from workbench.model.capture import capture
+from workbench.model.generation import DecodingConfig, generate
 
 __all__ = ["DEFAULT_HEDGE_PREFIX", "SidecarResult", "gate_responses", "sidecar"]
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 __all__ = ["Comparison", "MetricSummary", "monotonicity", "summarise"]
 

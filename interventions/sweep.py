@@ -3,15 +3,15 @@
 The paper's one apparent positive was a single-seed draw that did not
 replicate. A sweep therefore regenerates every item for each value (lambda,
 alpha, ...) *and* each seed. Sampling draws per item from ``(seed, item id)``
-(``workbench.generation.item_seed``), so for a fixed seed every condition sees
+(``workbench.model.generation.item_seed``), so for a fixed seed every condition sees
 the same random stream. Each response records ``truncated`` and is scored by
 the user's scorers (content, disposition, ...); the summary gives, per value
 and metric, the mean over seeds and the seed-to-seed spread, whether the means
 are monotonic in the value, and whether each change from the reference value
 (1.0 when swept, else the first) exceeds that spread.
 
->>> from workbench.domains import check_item
->>> from workbench.verbal import classify_verbal
+>>> from workbench.labels.domains import check_item
+>>> from workbench.labels.verbal import classify_verbal
 >>> result = temper_sweep(  # doctest: +SKIP
 ...     lm, items, heads=[(3, 1), (5, 2)], lambdas=[0.0, 0.5, 1.0], seeds=[0, 1, 2],
 ...     scorers={"correct": check_item, "asserts": lambda it, r: classify_verbal(r) == "assert"},
@@ -31,10 +31,10 @@ import numpy as np
 
 from interventions.stats import Comparison, MetricSummary, monotonicity, summarise
 from interventions.temper import Site, intervention_factory
-from workbench.errors import WorkbenchError
-from workbench.generation import DecodingConfig, generate
-from workbench.items import Item, as_items
-from workbench.progress import progress_bar
+from workbench.core.errors import WorkbenchError
+from workbench.core.items import Item, as_items
+from workbench.core.progress import progress_bar
+from workbench.model.generation import DecodingConfig, generate
 
 __all__ = ["SweepResponse", "SweepResult", "sweep", "temper_sweep"]
 

@@ -27,7 +27,7 @@ from sklearn.metrics import roc_curve
 from probes.disposition import GATE_MIN_AUC, DispositionTable
 from probes.metrics import AUCResult
 from probes.report import FalsificationReport, Trial
-from workbench.store import atomic_write_bytes
+from workbench.core.store import atomic_write_bytes
 
 __all__ = [
     "auc_collapse_figure",

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 MODULES = [
-    "workbench.activation_plots",
+    "workbench.study.activation_plots",
     "workbench.study.cache",
     "workbench.study.collect",
     "workbench.study.config",
-    "workbench.study.confounds",
-    "workbench.study.depth",
+    "probes.baselines",
+    "probes.depth",
     "workbench.study.falsification",
     "workbench.study.gating",
     "workbench.study.heads",

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from interventions import temper_sweep
-from workbench.domains import make_split
-from workbench.generation import generate
-from workbench.items import Item
+from workbench.core.items import Item
+from workbench.labels.domains import make_split
+from workbench.model.generation import generate
 from workbench.study.collect import study_sites
 from workbench.study.heads import cohort_reason, sweep_from_json
 from workbench.study.labels import SplitLabels, label_row, truncation_json
@@ -123,7 +123,7 @@ def _rows(correct, lengths, families):
 
 
 def test_confound_check_flags_a_probe_that_length_already_explains():
-    from workbench.study.confounds import confound_check
+    from probes.baselines import confound_check
     from workbench.study.verdicts import confound_plain, overall_plain
 
     rng = np.random.default_rng(0)

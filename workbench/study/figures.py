@@ -27,13 +27,17 @@ import plotly.graph_objects as go
 
 from interventions import sidecar_figures, sweep_figure
 from probes import disposition_figure, report_figures
+from probes.baselines import ConfoundCheck
 from probes.disposition import DispositionTable
-from workbench.activation_plots import depth_figure, head_attribution_heatmap, token_trace_figure
+from workbench.study.activation_plots import (
+    depth_figure,
+    head_attribution_heatmap,
+    token_trace_figure,
+)
 from workbench.study.collect import H_LAST
-from workbench.study.confounds import ConfoundCheck
 
 if TYPE_CHECKING:
-    from workbench.study.runner import StudyResult
+    from workbench.study.result import StudyResult
 
 __all__ = ["confound_figure", "study_figures", "truncation_figure"]
 

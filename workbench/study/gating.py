@@ -23,7 +23,7 @@ import numpy as np
 
 from interventions import SidecarResult, gate_responses
 from probes import disposition_table
-from workbench.verbal import classify_verbal
+from workbench.labels.verbal import classify_verbal
 
 __all__ = ["gate_split"]
 

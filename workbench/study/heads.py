@@ -31,15 +31,15 @@ from interventions import (
 )
 from interventions.stats import Comparison, MetricSummary
 from interventions.sweep import SweepResponse
-from workbench.generation import DecodingConfig
-from workbench.items import Item
-from workbench.store import atomic_write_json
+from workbench.core.items import Item
+from workbench.core.store import atomic_write_json
+from workbench.labels.verbal import classify_verbal
+from workbench.model.generation import DecodingConfig
 from workbench.study.cache import Stage, model_identity, stage_key
 from workbench.study.collect import SplitData, format_items
 from workbench.study.config import StudyConfig, chat_flag
 from workbench.study.labels import Checker, SplitLabels
 from workbench.study.models import ModelPool
-from workbench.verbal import classify_verbal
 
 __all__ = [
     "AttributionOutcome",

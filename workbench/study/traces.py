@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from workbench.hooks import Hook, attach
-from workbench.models import LoadedModel
-from workbench.progress import progress_bar
-from workbench.store import atomic_write_bytes, atomic_write_json
-from workbench.tokens import encode_prompt
+from workbench.core.progress import progress_bar
+from workbench.core.store import atomic_write_bytes, atomic_write_json
+from workbench.model.hooks import Hook, attach
+from workbench.model.loaded import LoadedModel
+from workbench.model.tokens import encode_prompt
 
 __all__ = ["TokenTrace", "load_traces", "pick_examples", "save_traces", "trace_tokens"]
 
