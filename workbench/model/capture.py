@@ -50,11 +50,6 @@ class CaptureResult:
         return self.features[str(parse_site(site))]
 
 
-def _pad_id(lm: LoadedModel) -> int:
-    pad = lm.tokenizer.pad_token_id
-    return int(pad if pad is not None else lm.tokenizer.eos_token_id)
-
-
 def encode_items(
     lm: LoadedModel,
     items: Sequence[Item],
@@ -82,7 +77,7 @@ def forward_sites(
     padding_side: str = "left",
 ) -> dict[str, torch.Tensor]:
     """One padded forward pass over token id sequences; the sites at each final token."""
-    batch = collate(seqs, _pad_id(lm), side=padding_side, device=lm.device)
+    batch = collate(seqs, lm.pad_id, side=padding_side, device=lm.device)
     reader.positions = Positions.final(batch.last, batch.first, reader.max_n)
     with torch.inference_mode(), attach(reader.hooks()), stop_forward_allowed():
         lm.model(

@@ -39,7 +39,7 @@ from workbench.core.sites import Site, parse_sites
 from workbench.model.hooks import attach
 from workbench.model.loaded import LoadedModel, unwrap
 from workbench.model.readers import Positions, SiteReader
-from workbench.model.tokens import collate, encode_prompt, length_buckets
+from workbench.model.tokens import collate, encode_prompts, length_buckets
 
 __all__ = ["DecodingConfig", "Generation", "Generations", "eos_ids", "generate", "item_seed"]
 
@@ -191,8 +191,8 @@ def _decode_bucket(
     reader: SiteReader | None,
 ) -> tuple[list[list[int]], list[bool], dict[str, torch.Tensor]]:
     device = lm.device
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else min(eos)
-    batch = collate(prompts, int(pad), side="left", device=device)
+    pad = lm.pad_id
+    batch = collate(prompts, pad, side="left", device=device)
     generators = []
     for s in seeds:
         g = torch.Generator(device=device)
@@ -228,7 +228,7 @@ def _decode_bucket(
             if step == config.max_new_tokens:
                 break  # this extra step only fed truncated rows' last tokens to the reader
             chosen = _choose(out.logits[:, -1, :].float(), config, generators)
-            chosen = torch.where(done, torch.full_like(chosen, int(pad)), chosen)
+            chosen = torch.where(done, torch.full_like(chosen, pad), chosen)
             is_eos = torch.isin(chosen, eos_tensor) & ~done
             for row in (~done & ~is_eos).nonzero().flatten().tolist():
                 tokens[row].append(int(chosen[row]))
@@ -301,14 +301,10 @@ def generate(
     items = as_items(items)
     eos = set(eos_ids(lm))
     reader = SiteReader(lm.layout, parse_sites(capture), early_stop=False) if capture else None
-    prompts = [encode_prompt(lm.tokenizer, it.prompt, chat_template) for it in items]
-    limit = lm.max_positions
-    for it, p in zip(items, prompts, strict=True):
-        if limit is not None and len(p) + max_new_tokens > limit:
-            raise WorkbenchError(
-                f"item {it.id!r}: {len(p)} prompt tokens + max_new_tokens {max_new_tokens} exceed the "
-                f"model's context {limit}: shorten the prompt or lower max_new_tokens"
-            )
+    prompts = encode_prompts(
+        lm.tokenizer, items, max_new_tokens=max_new_tokens, chat_template=chat_template,
+        max_positions=lm.max_positions,
+    )  # fmt: skip
     results: list[Generation | None] = [None] * len(items)
     features: dict[str, np.ndarray] = {}
     with contextlib.ExitStack() as stack, progress_bar("generate", len(items), progress) as bar:

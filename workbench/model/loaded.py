@@ -79,6 +79,18 @@ class LoadedModel:
         return getattr(self.tokenizer, "chat_template", None) is not None
 
     @property
+    def pad_id(self) -> int:
+        """The padding id: the tokenizer's pad token (``wrap_model`` sets it to EOS when missing)."""
+        pad = self.tokenizer.pad_token_id
+        pad = self.tokenizer.eos_token_id if pad is None else pad
+        if pad is None:
+            raise WorkbenchError(
+                f"the tokenizer of {self.name!r} has neither a pad nor an EOS token: "
+                "set tokenizer.pad_token before wrap_model"
+            )
+        return int(pad)
+
+    @property
     def max_positions(self) -> int | None:
         config = self.model.config
         get_text = getattr(config, "get_text_config", None)

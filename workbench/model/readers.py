@@ -19,14 +19,12 @@ from typing import Any
 
 import torch
 
-from workbench.core.errors import WorkbenchError
 from workbench.core.sites import Site
 from workbench.model.hooks import Hook, StopForward
 from workbench.model.layouts import ResolvedLayout
+from workbench.model.points import Point, points_of_site
 
 __all__ = ["SiteReader", "Positions"]
-
-Point = tuple[int, int]  # (layer, 0 = o_proj input, 1 = layer output); (n_layers, 0) = final norm
 
 
 @dataclass
@@ -62,25 +60,15 @@ class SiteReader:
     values: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        n = self.layout.n_layers
         self._readers: dict[Point, list[Callable[[torch.Tensor], None]]] = {}
         for site in self.sites:
-            name = str(site)
-            if site.kind == "resid":
-                point = (n, 0) if site.normed else (self.layout.layer_index(site.layer), 1)
-                self._add(point, self._vector_reader(name, 1.0))
-            elif site.kind == "mean_last_n":
-                if site.n > n:
-                    raise WorkbenchError(
-                        f"site {name}: this model has {n} layers; use mean_last_n(N) with N <= {n}"
-                    )
-                for layer in range(n - site.n, n - 1):
-                    self._add((layer, 1), self._vector_reader(name, 1.0 / site.n))
-                self._add((n, 0), self._vector_reader(name, 1.0 / site.n))
-            else:
-                layer = self.layout.layer_index(site.layer)
-                info = self.layout.attention(layer)
-                self._add((layer, 0), self._head_reader(name, site, info.n_heads, info.head_dim))
+            name, points = str(site), points_of_site(site, self.layout)
+            if site.is_head:
+                info = self.layout.attention(points[0][0])
+                self._add(points[0], self._head_reader(name, site, info.n_heads, info.head_dim))
+                continue
+            for point in points:  # resid: one point; mean_last_n(N): N points, each 1/N
+                self._add(point, self._vector_reader(name, 1.0 / len(points)))
         self.max_n = max([s.n for s in self.sites if s.is_head] + [1])
         self._stop_point = max(self._readers)
 

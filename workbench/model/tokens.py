@@ -23,6 +23,7 @@ __all__ = [
     "Batch",
     "render_prompt",
     "encode_prompt",
+    "encode_prompts",
     "encode_item",
     "collate",
     "length_buckets",
@@ -77,6 +78,26 @@ def encode_prompt(tokenizer: Any, prompt: str, chat_template: bool | None = None
     """Token ids of the rendered prompt (BOS added only when no template is used)."""
     text, templated = render_prompt(tokenizer, prompt, chat_template)
     return list(tokenizer(text, add_special_tokens=not templated)["input_ids"])
+
+
+def encode_prompts(
+    tokenizer: Any,
+    items: Sequence[Item],
+    *,
+    max_new_tokens: int,
+    chat_template: bool | None = None,
+    max_positions: int | None = None,
+) -> list[list[int]]:
+    """Prompt ids per item for generation, refusing one whose prompt plus
+    ``max_new_tokens`` does not fit the model's context."""
+    prompts = [encode_prompt(tokenizer, it.prompt, chat_template) for it in items]
+    for it, p in zip(items, prompts, strict=True):
+        if max_positions is not None and len(p) + max_new_tokens > max_positions:
+            raise WorkbenchError(
+                f"item {it.id!r}: {len(p)} prompt tokens + max_new_tokens {max_new_tokens} exceed "
+                f"the model's context {max_positions}: shorten the prompt or lower max_new_tokens"
+            )
+    return prompts
 
 
 def encode_item(

@@ -49,7 +49,6 @@ __all__ = [
     "ItemsLike",
     "Heads",
     "require_extra",
-    "pad_id",
     "input_device",
     "capture_via",
     "logits_via",
@@ -131,11 +130,6 @@ def require_extra(module: str, package: str, extra: str) -> ModuleType:
         raise
 
 
-def pad_id(lm: LoadedModel) -> int:
-    pad = lm.tokenizer.pad_token_id
-    return int(pad if pad is not None else lm.tokenizer.eos_token_id)
-
-
 def input_device(lm: LoadedModel) -> torch.device:
     """Where input ids go: the model's device, or the CPU for a meta (remote-only) model."""
     device = lm.device
@@ -173,7 +167,7 @@ def capture_via(
     features: dict[str, np.ndarray] = {}
     for bucket in length_buckets([len(e) for e in encoded], batch_size):
         batch = collate(
-            [encoded[i].ids for i in bucket], pad_id(lm), side=padding_side, device=input_device(lm)
+            [encoded[i].ids for i in bucket], lm.pad_id, side=padding_side, device=input_device(lm)
         )
         reader.positions = Positions.final(batch.last, batch.first, reader.max_n)
         try:
@@ -206,7 +200,7 @@ def logits_via(
     out: np.ndarray | None = None
     for bucket in length_buckets([len(e) for e in encoded], batch_size):
         batch = collate(
-            [encoded[i].ids for i in bucket], pad_id(lm), side="left", device=input_device(lm)
+            [encoded[i].ids for i in bucket], lm.pad_id, side="left", device=input_device(lm)
         )
         logits = forward(batch, None, True)
         assert logits is not None  # want_logits=True

@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from workbench.core.errors import WorkbenchError
 from workbench.core.items import Item, as_items
-from workbench.model.backends.base import ItemsLike, input_device, pad_id
+from workbench.model.backends.base import ItemsLike, input_device
 from workbench.model.generation import DecodingConfig, Generation, Generations, eos_ids
 from workbench.model.loaded import LoadedModel
-from workbench.model.tokens import Batch, collate, encode_prompt, length_buckets
+from workbench.model.tokens import Batch, collate, length_buckets
+from workbench.model.tokens import encode_prompts as encode_prompts_for
 
 __all__ = ["eos_ids", "encode_prompts", "greedy_uncached", "to_generations"]
 
@@ -29,14 +29,10 @@ def encode_prompts(
     """Items and their prompt ids, with the same context check as ``generate``."""
     DecodingConfig(max_new_tokens)  # validates max_new_tokens
     parsed = as_items(items)
-    prompts = [encode_prompt(lm.tokenizer, it.prompt, chat_template) for it in parsed]
-    limit = lm.max_positions
-    for it, p in zip(parsed, prompts, strict=True):
-        if limit is not None and len(p) + max_new_tokens > limit:
-            raise WorkbenchError(
-                f"item {it.id!r}: {len(p)} prompt tokens + max_new_tokens {max_new_tokens} exceed "
-                f"the model's context {limit}: shorten the prompt or lower max_new_tokens"
-            )
+    prompts = encode_prompts_for(
+        lm.tokenizer, parsed, max_new_tokens=max_new_tokens, chat_template=chat_template,
+        max_positions=lm.max_positions,
+    )  # fmt: skip
     return parsed, prompts
 
 
@@ -87,7 +83,7 @@ def greedy_uncached(
                 break
             batch = collate(
                 [prompts[i] + new[i] for i in rows],
-                pad_id(lm),
+                lm.pad_id,
                 side="left",
                 device=input_device(lm),
             )

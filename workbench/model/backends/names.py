@@ -29,11 +29,10 @@ from __future__ import annotations
 
 import re
 
-from torch import nn
-
 from workbench.core.errors import WorkbenchError
 from workbench.core.sites import Site, parse_site
 from workbench.model.layouts import LAYOUTS, Layout, ResolvedLayout
+from workbench.model.points import Point, point_of, points_of_site
 
 __all__ = [
     "Point",
@@ -47,45 +46,12 @@ __all__ = [
     "name_table",
 ]
 
-#: ``(layer, 0)``: input of that layer's ``o_proj``; ``(layer, 1)``: the layer's output;
-#: ``(n_layers, 0)``: the final norm's output. Sorting points gives execution order.
-Point = tuple[int, int]
 BACKEND_NAMES = ("hf", "transformer_lens", "nnsight")
 
 
 def _check_backend(backend: str) -> None:
     if backend not in BACKEND_NAMES:
         raise WorkbenchError(f"unknown backend {backend!r}: use one of {', '.join(BACKEND_NAMES)}")
-
-
-def points_of_site(site: str | Site, layout: ResolvedLayout) -> list[Point]:
-    """The points a site reads, in execution order."""
-    s = parse_site(site)
-    n = layout.n_layers
-    if s.kind == "resid":
-        return [(n, 0)] if s.normed else [(layout.layer_index(s.layer), 1)]
-    if s.kind == "mean_last_n":
-        if s.n > n:
-            raise WorkbenchError(
-                f"site {s}: this model has {n} layers; use mean_last_n(N) with N <= {n}"
-            )
-        return [(layer, 1) for layer in range(n - s.n, n - 1)] + [(n, 0)]
-    layer = layout.layer_index(s.layer)
-    layout.attention(layer)
-    return [(layer, 0)]
-
-
-def point_of(layout: ResolvedLayout, module: nn.Module) -> Point:
-    """The point a :class:`~workbench.model.readers.SiteReader` hook on ``module`` reads."""
-    if module is layout.final_norm:
-        return (layout.n_layers, 0)
-    for i, layer in enumerate(layout.layers):
-        if module is layer:
-            return (i, 1)
-    for i in layout.layers_with_attention:
-        if module is layout.o_proj(i):
-            return (i, 0)
-    raise WorkbenchError(f"{type(module).__name__} is not a site module of this layout")
 
 
 def point_name(point: Point, backend: str, layout: ResolvedLayout) -> str:

@@ -48,7 +48,6 @@ from workbench.model.backends.base import (
     Heads,
     ItemsLike,
     input_device,
-    pad_id,
     require_engine,
     require_extra,
 )
@@ -217,7 +216,7 @@ class NNsightBackend(ForwardBackend):
                 root.generate(
                     max_new_tokens=max_new_tokens,
                     do_sample=False,
-                    pad_token_id=pad_id(self.lm),
+                    pad_token_id=self.lm.pad_id,
                     eos_token_id=eos_ids(self.lm),
                     **remote,
                 ) as tracer,
@@ -246,7 +245,7 @@ class NNsightBackend(ForwardBackend):
         for bucket in length_buckets([len(p) for p in prompts], batch_size):
             batch = collate(
                 [prompts[i] for i in bucket],
-                pad_id(self.lm),
+                self.lm.pad_id,
                 side="left",
                 device=input_device(self.lm),
             )
