@@ -16,6 +16,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -55,7 +56,7 @@ def _reference_lines(fig: go.Figure) -> go.Figure:
     return fig
 
 
-def _err(results: Sequence[AUCResult | None]) -> dict:
+def _err(results: Sequence[AUCResult | None]) -> dict[str, Any]:
     return {
         "type": "data",
         "symmetric": False,

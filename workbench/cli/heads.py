@@ -16,7 +16,7 @@ Examples::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -161,7 +161,7 @@ def temper_command(
     console = Console(stderr=True)
     if at not in SITES:
         raise WorkbenchError(f"--at {at!r}: use one of {', '.join(SITES)}")
-    targets: list = [parse_head(h) for h in head or []] if at != "mlp" else list(layer or [])
+    targets: list[Any] = [parse_head(h) for h in head or []] if at != "mlp" else list(layer or [])
     if not targets:
         raise WorkbenchError(
             "nothing to scale: pass --layer L with --at mlp"
@@ -191,7 +191,7 @@ def temper_command(
         decoding=decoding,
         batch_size=batch_size,
         progress=True,
-    )  # type: ignore[arg-type]
+    )
     meta = {"model": lm.describe(), "items": str(items), "n_items": len(item_list), "at": at}
     paths = write_sweep_report(out, result, meta=meta)
     for metric in result.metrics:

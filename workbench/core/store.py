@@ -253,7 +253,9 @@ class StoreWriter:
         else:
             check_out_dir(self.path)
 
-    def _identity(self, meta: Mapping[str, Any], items: Sequence[Mapping[str, Any]]) -> dict:
+    def _identity(
+        self, meta: Mapping[str, Any], items: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
         return {"meta": {k: meta.get(k) for k in self.run_key}, "items": list(items)}
 
     def _resume(self) -> None:

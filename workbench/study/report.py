@@ -136,7 +136,9 @@ def _environment(result: StudyResult) -> dict[str, Any]:
     }
 
 
-def build_report(result: StudyResult, truncation: dict[str, Any], figures: list[str]) -> dict:
+def build_report(
+    result: StudyResult, truncation: dict[str, Any], figures: list[str]
+) -> dict[str, Any]:
     """The ``report.json`` object (see the module docstring)."""
     fals = result.falsification
     skipped = {**{f"falsification:{k}": v for k, v in fals.skipped.items()}, **result.skipped}

@@ -79,7 +79,7 @@ def require_label(item: Item, key: str, family: str) -> Any:
 def check_pool(pool: str) -> Pool:
     if pool not in POOLS:
         raise WorkbenchError(f"unknown pool {pool!r}: use one of {', '.join(POOLS)}")
-    return pool  # type: ignore[return-value]
+    return pool
 
 
 def check_templates(templates: str) -> TemplateSet:
@@ -87,7 +87,7 @@ def check_templates(templates: str) -> TemplateSet:
         raise WorkbenchError(
             f"unknown template set {templates!r}: use one of {', '.join(TEMPLATE_SETS)}"
         )
-    return templates  # type: ignore[return-value]
+    return templates
 
 
 def pick_template(

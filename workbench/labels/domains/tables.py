@@ -88,7 +88,7 @@ def read_table(filename: str, columns: tuple[str, ...]) -> list[dict[str, str]]:
 def _pool(value: str, where: str) -> Pool:
     if value not in POOLS:
         raise WorkbenchError(f"{where}: pool {value!r} is not one of {', '.join(POOLS)}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _split_list(value: str) -> tuple[str, ...]:
