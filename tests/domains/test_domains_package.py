@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import subprocess
 import sys
-
-import pytest
 
 MODULES = [
     "workbench.labels.domains",
@@ -23,12 +19,6 @@ MODULES = [
     "workbench.labels.verbal",
     "workbench.labels.coverage",
 ]
-
-
-@pytest.mark.parametrize("name", MODULES)
-def test_doctests(name: str) -> None:
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
 
 
 def test_no_torch_import() -> None:

@@ -4,9 +4,12 @@ An item file is JSONL, one object per line with ``id`` (string or int),
 ``prompt`` (string), an optional ``response`` (string) and any other fields,
 which are kept as labels.
 
->>> items = read_items("items.jsonl")  # doctest: +SKIP
->>> items[0].prompt  # doctest: +SKIP
-'What is the capital of France?'
+>>> import json, pathlib, tempfile
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "items.jsonl"
+>>> _ = path.write_text(json.dumps({"id": 1, "prompt": "What is the capital of France?", "gold": "Paris"}))
+>>> items = read_items(path)
+>>> items[0].id, items[0].prompt, items[0].labels
+('1', 'What is the capital of France?', {'gold': 'Paris'})
 """
 
 from __future__ import annotations

@@ -16,8 +16,15 @@ directory resumes after the last complete shard; a directory holding a
 This module needs numpy and safetensors only (no torch), so the ``probes``
 package can read stores without model code.
 
->>> store = FeatureStore("runs/demo/features/train")  # doctest: +SKIP
->>> X = store.load("resid(-1,normed)")  # doctest: +SKIP
+>>> import tempfile
+>>> out = tempfile.mkdtemp() + "/features"
+>>> meta = {"model": "m", "sites": ["resid(-1,normed)"]}
+>>> writer = StoreWriter(out, meta=meta, items=[{"id": "a"}, {"id": "b"}], run_key=["model"])
+>>> writer.start()
+>>> _ = writer.write_shard({"resid(-1,normed)": np.ones((2, 3), dtype=np.float32)})
+>>> store = FeatureStore(out)
+>>> store.load("h_last").shape  # h_last is an alias of resid(-1,normed)
+(2, 3)
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Capture sites at the final token of prompt + response, through hooks.
 
->>> lm = load_model("smollm2-135m-instruct")  # doctest: +SKIP
->>> result = capture(lm, ["What is the capital of France?"], ["h_last", "head_in(3)"])  # doctest: +SKIP
->>> result["head_in(3)"].shape  # doctest: +SKIP
-(1, 9, 64)
+``lm`` is any loaded model (here a tiny Llama: 4 heads of width 16, d_model 64):
+
+>>> result = capture(lm, ["What is the capital of France?"], ["h_last", "head_in(2)"])
+>>> result["h_last"].shape, result["head_in(2)"].shape
+((1, 64), (1, 4, 16))
 """
 
 from __future__ import annotations

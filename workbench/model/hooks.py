@@ -6,8 +6,14 @@ loop variables bind per layer and head) and attaches them with :func:`attach`.
 An exception inside the ``with`` block, a ``KeyboardInterrupt`` included,
 leaves the model with no hook of ours attached.
 
->>> with attach([Hook(model.lm_head, "post", fn)]):  # doctest: +SKIP
-...     model(input_ids)
+>>> import torch
+>>> seen = []
+>>> def fn(module, args, output):
+...     seen.append(tuple(output.shape))
+>>> with attach([Hook(lm.model.lm_head, "post", fn)]):
+...     _ = lm.model(torch.tensor([[1, 5, 7]]))
+>>> seen, len(lm.model.lm_head._forward_hooks)
+([(1, 3, 261)], 0)
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ original layer numbers: a layer without ``o_proj`` has ``has_attention=False``.
 Models whose head width varies by layer (Gemma 4: full-attention layers use a
 larger ``head_dim``) get the per-layer width from the ``o_proj`` module itself.
 
->>> layout = resolve_layout(model)  # doctest: +SKIP
->>> layout.layers_with_attention  # doctest: +SKIP
+>>> layout = resolve_layout(lm.model)
+>>> layout.layers_with_attention
 [0, 1, 2]
 """
 

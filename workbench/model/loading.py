@@ -1,8 +1,15 @@
 """Load a model (alias, local directory or hub id) into a :class:`LoadedModel`.
 
->>> lm = load_model("smollm2-135m-instruct")  # doctest: +SKIP
->>> lm.layout.n_layers, lm.layout.info[0].n_heads, lm.layout.info[0].head_dim  # doctest: +SKIP
-(30, 9, 64)
+The embedded SmolLM2-135M (30 layers, 9 heads of width 64) loads by its alias,
+``load_model("smollm2-135m-instruct")``; a local directory loads the same way:
+
+>>> import tempfile
+>>> path = tempfile.mkdtemp()
+>>> lm.model.save_pretrained(path); lm.tokenizer.save_pretrained(path)  # doctest: +ELLIPSIS
+(...)
+>>> again = load_model(path)
+>>> again.layout.n_layers, again.layout.info[0].n_heads, again.layout.info[0].head_dim
+(3, 4, 16)
 """
 
 from __future__ import annotations

@@ -5,9 +5,12 @@ for the layer's output, and ``(n_layers, 0)`` for the final norm's output; sorti
 points gives execution order. The site reader hooks these points, and every backend
 names them its own way (:mod:`workbench.model.backends.names`).
 
->>> from workbench.model.layouts import ResolvedLayout  # doctest: +SKIP
->>> points_of_site("mean_last_n(3)", lm.layout)  # doctest: +SKIP
-[(27, 1), (28, 1), (30, 0)]
+On a 3-layer model:
+
+>>> points_of_site("mean_last_n(3)", lm.layout)
+[(0, 1), (1, 1), (3, 0)]
+>>> points_of_site("head_in(-1)", lm.layout), points_of_site("h_last", lm.layout)
+([(2, 0)], [(3, 0)])
 """
 
 from __future__ import annotations
