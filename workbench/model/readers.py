@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from einops import rearrange
 
 from workbench.core.sites import Site
 from workbench.model.hooks import Hook, StopForward
@@ -97,7 +98,7 @@ class SiteReader:
         self, name: str, site: Site, n_heads: int, head_dim: int
     ) -> Callable[[torch.Tensor], None]:
         def read(x: torch.Tensor) -> None:
-            v = self._gather(x, site.n).reshape(x.shape[0], -1, n_heads, head_dim)
+            v = rearrange(self._gather(x, site.n), "b n (h d) -> b n h d", h=n_heads, d=head_dim)
             if site.kind == "head_norm":
                 v = torch.linalg.vector_norm(v, dim=-1)
             self.values[name] = v[:, 0] if site.n == 1 else v

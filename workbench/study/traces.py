@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from einops import rearrange
 
 from workbench.core.progress import progress_bar
 from workbench.core.store import atomic_write_bytes, atomic_write_json
@@ -95,7 +96,7 @@ def _keep_head_norms(
 ) -> Callable[..., None]:
     def hook(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
         x = args[0].detach()
-        store[f"norms_{layer}"] = x.reshape(*x.shape[:-1], n_heads, -1).norm(dim=-1)
+        store[f"norms_{layer}"] = rearrange(x, "... (h d) -> ... h d", h=n_heads).norm(dim=-1)
 
     return hook
 
