@@ -56,6 +56,11 @@ class SweepResponse:
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "scores": dict(self.scores)}
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SweepResponse:
+        """Rebuild from :meth:`to_json`."""
+        return cls(**{**data, "scores": dict(data["scores"])})
+
 
 @dataclass(frozen=True)
 class SweepResult:
@@ -125,6 +130,25 @@ class SweepResult:
             "interventions": dict(self.interventions),
             "responses": [r.to_json() for r in self.responses],
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SweepResult:
+        """Rebuild a result from :meth:`to_json` (derived keys such as
+        ``any_change_exceeds_seed_spread`` are recomputed, not read)."""
+        return cls(
+            parameter=data["parameter"],
+            values=tuple(data["values"]),
+            seeds=tuple(data["seeds"]),
+            metrics=tuple(data["metrics"]),
+            reference=data["reference"],
+            summaries=tuple(MetricSummary.from_json(s) for s in data["summaries"]),
+            comparisons=tuple(Comparison.from_json(c) for c in data["comparisons"]),
+            monotonic=dict(data["monotonic"]),
+            responses=tuple(SweepResponse.from_json(r) for r in data["responses"]),
+            decoding=dict(data["decoding"]),
+            interventions=dict(data["interventions"]),
+            warnings=tuple(data["warnings"]),
+        )
 
 
 def _score(name: str, scorer: Scorer, item: Item, response: str) -> float:
