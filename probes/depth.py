@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
-from probes import AUCResult, LinearProbe, auc_with_ci
 from probes.crossval import out_of_fold_scores
+from probes.estimators import LinearProbe
+from probes.metrics import AUCResult, auc_with_ci
 from workbench.core.progress import progress_bar
 
 __all__ = ["DepthCurve", "depth_curve"]
