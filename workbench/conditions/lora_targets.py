@@ -5,8 +5,8 @@ so it names decoder-layer modules only (never ``lm_head``) and separates GPT-2's
 ``attn.c_proj`` from its ``mlp.c_proj``. It is a peft ``target_modules`` regex,
 matched against full module names.
 
->>> lora_target_modules(lm, "attn")  # doctest: +SKIP
-'model\\.layers\\.\\d+\\.self_attn\\.(k_proj|o_proj|q_proj|v_proj)'
+>>> print(lora_target_modules(lm, "attn"))
+model\.layers\.\d+\.self_attn\.(k_proj|o_proj|q_proj|v_proj)
 """
 
 from __future__ import annotations
