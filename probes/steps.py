@@ -8,7 +8,10 @@ Verdicts (the run each rests on is the trial's, chosen by CV AUC):
    AUC above shuffled-label chance (p < 0.05).
 3. *Axes*: per axis, fresh AUC >= 0.63 above chance (the asymmetry is a
    correctness notion, so not required); the step passes when at least one
-   axis does (CV alone when an axis has no fresh labels).
+   axis does (CV alone when an axis has no fresh labels). With a single
+   testable axis the step is ``not run``: one axis cannot say whether
+   correctness was the wrong target (on the default study it is the main
+   label again, so it would repeat step 2); its trial is still reported.
 4. *Layers* and 5. *Second model*: as step 2 on their own features (as step 1
    when no fresh set).
 """
@@ -65,6 +68,14 @@ def step_result(
     if name == "cv":
         verdict = "pass" if trials[0].best.cv_passed else "fail"
         summary = _numbers(trials[0], use_transfer=False)
+    elif name == "axes" and len(trials) == 1:
+        only = trials[0].name.removeprefix("axis:")
+        return StepResult(
+            number, name, title, "not run", hatch,
+            f"Only one testable axis ({only}: {_auc_pair(trials[0])}): one axis cannot rule "
+            "out 'correctness was the wrong target'; give at least two axes with both classes.",
+            (trials[0].name,),
+        )  # fmt: skip
     elif name == "axes":
         passed = [t.name.removeprefix("axis:") for t in trials if t.verdict == "pass"]
         verdict = "pass" if passed else "fail"

@@ -148,4 +148,16 @@ def test_json_has_the_documented_keys(sets):
     assert set(doc["diagnosis"]) == {"verdict", "flags", "explanation", "evidence"}
     assert "axis:a" in doc["trials"]
     md = r.to_markdown()
-    assert md.startswith("# Falsification report") and "| 3. Every label axis | pass |" in md
+    assert md.startswith("# Falsification report") and "| 3. Every label axis | not run |" in md
+
+
+def test_a_single_testable_axis_is_not_run_never_pass(sets):
+    """One axis (here the main label again) would repeat step 2: step 3 is not run, with
+    the reason, and the trial is still reported as context."""
+    (X, y), (Xf, yf) = sets
+    r = falsify(X, y, fresh_X=Xf, fresh_y=yf, axes={"correct": (y, yf)}, **FAST)
+    assert r.axis("correct").verdict == "pass"  # the axis itself transfers
+    step = r.step("axes")
+    assert step.verdict == "not run" and step.trials == ("axis:correct",)
+    assert "Only one testable axis (correct" in step.summary
+    assert r.verdict == "incomplete"
