@@ -14,13 +14,19 @@ Verdicts (the run each rests on is the trial's, chosen by CV AUC):
    label again, so it would repeat step 2); its trial is still reported.
 4. *Layers* and 5. *Second model*: as step 2 on their own features (as step 1
    when no fresh set).
+6. *Confounds* (:mod:`probes.confound_step`): ``survives``, ``explained by
+   <confound>``, ``degenerate confound`` or ``not run``; it runs whenever
+   confounds and a fresh set are given, also when step 2 fails (as context).
 """
 
 from __future__ import annotations
 
+from probes.confound_step import ESCAPE_HATCH as CONFOUND_HATCH
+from probes.confound_step import TITLE as CONFOUND_TITLE
+from probes.confound_step import ConfoundStep
 from probes.report import StepResult, Trial
 
-__all__ = ["ESCAPE_HATCHES", "TITLES", "step_result"]
+__all__ = ["ESCAPE_HATCHES", "TITLES", "confound_result", "step_result"]
 
 ESCAPE_HATCHES = {
     "cv": "Rules out 'the signal is an artefact of scoring the items the probe was fitted on': "
@@ -33,6 +39,7 @@ ESCAPE_HATCHES = {
     "layers is probed instead.",
     "second_model": "Rules out 'one model's idiosyncrasy': the same items through a second "
     "model of another family.",
+    "confounds": CONFOUND_HATCH,
 }
 TITLES = {
     "cv": "Within-distribution CV",
@@ -40,7 +47,21 @@ TITLES = {
     "axes": "Every label axis",
     "layers": "Mean of last N layers",
     "second_model": "Second model",
+    "confounds": CONFOUND_TITLE,
 }
+
+
+def confound_result(step: ConfoundStep | None, reason: str, fresh: StepResult) -> StepResult:
+    """Step 6 from the confound step's result (``reason`` says why it did not run)."""
+    hatch, title = ESCAPE_HATCHES["confounds"], TITLES["confounds"]
+    if step is None:
+        return StepResult(6, "confounds", title, "not run", hatch, reason)
+    summary = step.sentence
+    if fresh.verdict == "fail":
+        summary += " Step 2 failed too, so this is context: there is little signal to explain."
+    if step.notes:
+        summary += " " + " ".join(step.notes)
+    return StepResult(6, "confounds", title, step.verdict, hatch, summary, ("main",))
 
 
 def _numbers(trial: Trial, use_transfer: bool) -> str:

@@ -191,7 +191,7 @@ def test_cli_runs_all_five_steps(files, tmp_path, run_cli, good):
     )  # fmt: skip
     assert code == 0, err
     doc = json.loads((out / "report.json").read_text())
-    assert [s["verdict"] for s in doc["steps"]] == ["pass"] * 5
+    assert [s["verdict"] for s in doc["steps"]] == ["pass"] * 5 + ["not run"]
     assert doc["trials"]["axis:acc"]["train"]["n_pos"] == int(y.sum())
     assert doc["trials"]["layers"]["features"] == "mean of last 2 of 4 layers"
     assert doc["config"]["n_last_layers"] == 2

@@ -33,8 +33,8 @@ def test_all_five_steps(sets):
         second_model=(X[:, ::-1] * 2, Xf[:, ::-1] * 2),
         Cs=(1.0, 0.1), **FAST,
     )  # fmt: skip
-    assert [s.verdict for s in r.steps] == ["pass"] * 5
-    assert r.verdict == "pass"
+    assert [s.verdict for s in r.steps] == ["pass"] * 5 + ["not run"]
+    assert r.verdict == "pass"  # no confounds named: step 6 is not run and does not block
     assert [s.name for s in r.steps] == list(ESCAPE_HATCHES)
     for s in r.steps:
         assert s.escape_hatch == ESCAPE_HATCHES[s.name] and s.summary
@@ -51,7 +51,7 @@ def test_all_five_steps(sets):
 def test_steps_without_inputs_are_not_run(sets):
     (X, y), _ = sets
     r = falsify(X, y, **FAST)
-    assert [s.verdict for s in r.steps] == ["pass", "not run", "not run", "not run", "not run"]
+    assert [s.verdict for s in r.steps] == ["pass"] + ["not run"] * 5
     assert r.verdict == "incomplete" and r.diagnosis is None
     assert r.trial("main").best.transfer is None
 
@@ -106,7 +106,10 @@ def test_json_has_the_documented_keys(sets):
     (X, y), (Xf, yf) = sets
     r = falsify(X, y, fresh_X=Xf, fresh_y=yf, axes={"a": (y, yf)}, **FAST)
     doc = json.loads(json.dumps(r.to_json()))  # plain JSON types only
-    assert set(doc) == {"schema", "verdict", "gate", "config", "steps", "trials", "diagnosis"}
+    assert set(doc) == {
+        "schema", "verdict", "gate", "config", "steps", "trials", "diagnosis", "confounds"
+    }  # fmt: skip
+    assert doc["confounds"] is None and doc["steps"][5]["verdict"] == "not run"
     assert doc["schema"] == "probes.falsification/1"
     assert set(doc["steps"][0]) == {
         "step",
