@@ -126,7 +126,9 @@ def _check_one(name: str, c: Confound, which: str, n: int) -> None:
 
 
 def check_confounds(
-    confounds: Mapping[str, Confound | tuple[ArrayLike, ArrayLike] | tuple[ArrayLike, ArrayLike, str]],
+    confounds: Mapping[
+        str, Confound | tuple[ArrayLike, ArrayLike] | tuple[ArrayLike, ArrayLike, str]
+    ],
     n_train: int,
     n_fresh: int,
 ) -> dict[str, Confound]:
@@ -149,7 +151,8 @@ def check_confounds(
                     f"confound {name!r} has {other} values but no {which} values: the models "
                     f"are fitted on train and tested on fresh, so pass both"
                 )
-            c = Confound(c[0], c[1], c[2] if len(c) == 3 else None)  # type: ignore[misc]
+            kind = str(c[2]) if len(c) == 3 else None
+            c = Confound(np.asarray(c[0], dtype=object), np.asarray(c[1], dtype=object), kind)
         if c.kind not in KINDS:
             raise WorkbenchError(
                 f"confound {name!r} has unknown type {c.kind!r}: use 'cat' (levels) or 'num' "
@@ -159,8 +162,9 @@ def check_confounds(
         _check_one(name, c, "fresh", n_fresh)
         train = c.values("train")
         if np.unique(train).size < 2:
+            first = train[0].item() if isinstance(train[0], np.generic) else train[0]
             raise WorkbenchError(
-                f"confound {name!r} is constant on the training set (all {train[0]!r}): a "
+                f"confound {name!r} is constant on the training set (all {first!r}): a "
                 "constant cannot confound anything; drop it"
             )
         out[name] = c

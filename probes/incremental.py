@@ -88,9 +88,7 @@ def _loglik(model: LogisticRegression, Z: np.ndarray, y: np.ndarray) -> float:
     return -float(np.logaddexp(0.0, -(2 * y - 1) * f).sum())
 
 
-def _paired_boot(
-    y: np.ndarray, a: np.ndarray, b: np.ndarray, n_boot: int, seed: int
-) -> np.ndarray:
+def _paired_boot(y: np.ndarray, a: np.ndarray, b: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     """ΔAUC (b - a) per class-stratified bootstrap resample, the same items for both."""
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
