@@ -79,8 +79,9 @@ def fit_batched(X: np.ndarray, Y: np.ndarray, *, C: float = 1.0) -> BatchedProbe
     rate = Y.mean(axis=1).clip(1e-6, 1 - 1e-6)
     theta[:, -1] = np.log(rate / (1 - rate))
     active = np.ones(Y.shape[0], dtype=bool)
-    it = 0
-    for it in range(1, _MAX_ITER + 1):
+    n_iter = 0
+    while active.any() and n_iter < _MAX_ITER:
+        n_iter += 1
         idx = np.flatnonzero(active)
         th, Yb = theta[idx], Y[idx]
         p = 1.0 / (1.0 + np.exp(-(th @ A.T)))
@@ -101,6 +102,4 @@ def fit_batched(X: np.ndarray, Y: np.ndarray, *, C: float = 1.0) -> BatchedProbe
         theta[idx] = new
         done = np.abs(t[:, None] * step).max(axis=1) < _TOL * (1 + np.abs(new).max(axis=1))
         active[idx[done]] = False
-        if not active.any():
-            break
-    return BatchedProbe(mean, scale, basis, theta[:, :-1], theta[:, -1], it)
+    return BatchedProbe(mean, scale, basis, theta[:, :-1], theta[:, -1], n_iter)
