@@ -11,9 +11,9 @@ from benchmarks.paths import capture_paths
 from benchmarks.plan import Plan
 from benchmarks.timing import alternate, summarize, target
 from benchmarks.workload import bench_items
-from workbench.capture import encode_items
-from workbench.items import Item
-from workbench.models import LoadedModel
+from workbench.core.items import Item
+from workbench.model.capture import encode_items
+from workbench.model.loaded import LoadedModel
 
 __all__ = ["capture_section", "early_stop_section", "mid_layer"]
 

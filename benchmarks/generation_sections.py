@@ -18,12 +18,12 @@ from benchmarks.plan import Plan
 from benchmarks.timing import alternate, summarize, target
 from benchmarks.workload import bench_items, eos_suppressed
 from interventions import temper
-from workbench.capture import capture, encode_items
-from workbench.generation import Generations, eos_ids, generate
-from workbench.items import Item
-from workbench.models import LoadedModel
-from workbench.sites import parse_site
-from workbench.tokens import collate, encode_prompt
+from workbench.core.items import Item
+from workbench.core.sites import parse_site
+from workbench.model.capture import capture, encode_items
+from workbench.model.generation import Generations, eos_ids, generate
+from workbench.model.loaded import LoadedModel
+from workbench.model.tokens import collate, encode_prompt
 
 __all__ = ["fused_section", "tempered_section"]
 

@@ -49,7 +49,7 @@ def _build(lm: Any, spec: dict[str, Any], path: str) -> tuple[Callable[[], Any],
     """(warm-up call, measured call) for ``path``."""
     from benchmarks.paths import capture_paths
     from benchmarks.workload import bench_items, nnsight_model, transformer_lens_bridge
-    from workbench.capture import capture_to_store
+    from workbench.model.capture import capture_to_store
 
     size = spec["sizes"][path]
     n, batch = size["n_items"], size["batch_size"]

@@ -12,7 +12,7 @@ Model-free: it counts tokens. Two length mixes, tokenised the workbench's way
   answers and long explanations in one data set.
 
 Without bucketing, batches are consecutive items in data-set order; with it,
-:func:`workbench.tokens.length_buckets`.
+:func:`workbench.model.tokens.length_buckets`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.workload import bench_items
-from workbench.items import Item
-from workbench.tokens import DEFAULT_MAX_RESPONSE_TOKENS, encode_item, encode_prompt, length_buckets
+from workbench.core.items import Item
+from workbench.model.tokens import (
+    DEFAULT_MAX_RESPONSE_TOKENS,
+    encode_item,
+    encode_prompt,
+    length_buckets,
+)
 
 __all__ = ["pad_fraction", "padding_section"]
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from workbench.capture import capture, encode_items
-from workbench.items import Item
-from workbench.models import LoadedModel
-from workbench.tokens import Batch, collate
+from workbench.core.items import Item
+from workbench.model.capture import capture, encode_items
+from workbench.model.loaded import LoadedModel
+from workbench.model.tokens import Batch, collate
 
 __all__ = ["CapturePath", "capture_paths", "site_name"]
 

@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         gc.collect()
     from transformers import AutoTokenizer
 
-    from workbench.embedded import materialize
+    from workbench.model.embedded import materialize
 
     log("section 6: padding waste")
     tokenizer = AutoTokenizer.from_pretrained(str(materialize("smollm2-135m-instruct")))

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from workbench.items import Item
-from workbench.models import LoadedModel, load_model, resolve_dtype, wrap_model
+from workbench.core.items import Item
+from workbench.model.loading import LoadedModel, load_model, resolve_dtype, wrap_model
 
 __all__ = [
     "MODELS",
@@ -105,7 +105,7 @@ def bench_items(n: int, *, offset: int = 0) -> list[Item]:
 def _smollm2_tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from workbench.embedded import materialize
+    from workbench.model.embedded import materialize
 
     return AutoTokenizer.from_pretrained(str(materialize("smollm2-135m-instruct")))
 

@@ -22,8 +22,8 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import ArrayLike
 
-from workbench.errors import WorkbenchError
-from workbench.sites import parse_site
+from workbench.core.errors import WorkbenchError
+from workbench.core.sites import parse_site
 
 __all__ = ["as_layers", "layers_from_features", "pool_tokens"]
 

@@ -35,7 +35,7 @@ from numpy.typing import ArrayLike
 
 from interventions.activations import as_layers, pool_tokens
 from interventions.cohorts import as_mask, check_cohorts
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 __all__ = [
     "RANKINGS",

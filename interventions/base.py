@@ -1,8 +1,8 @@
 """The one mechanism behind every intervention: hooks attached while a context is active.
 
 An :class:`Intervention` holds a *builder* (a function returning
-:class:`workbench.hooks.Hook` values) and attaches the hooks it builds with
-:func:`workbench.hooks.attach` on ``__enter__``; ``__exit__`` removes them, also
+:class:`workbench.model.hooks.Hook` values) and attaches the hooks it builds with
+:func:`workbench.model.hooks.attach` on ``__enter__``; ``__exit__`` removes them, also
 after an exception. It is re-enterable (enter, exit, enter again) but not
 nestable: entering it twice at once would apply it twice (lambda squared), so
 that is an error. ``generate(..., interventions=[...])`` enters it around the
@@ -29,9 +29,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from workbench.errors import WorkbenchError
-from workbench.hooks import Hook, attach
-from workbench.layouts import ResolvedLayout, resolve_layout
+from workbench.core.errors import WorkbenchError
+from workbench.model.hooks import Hook, attach
+from workbench.model.layouts import ResolvedLayout, resolve_layout
 
 __all__ = [
     "Intervention",

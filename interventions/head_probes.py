@@ -30,7 +30,7 @@ from interventions.activations import as_layers, pool_tokens
 from probes import AUCResult, LinearProbe, auc_with_ci
 from probes._checks import check_C
 from probes.crossval import out_of_fold_scores
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 __all__ = ["HeadProbe", "HeadProbes", "head_probes"]
 

@@ -40,7 +40,7 @@ from interventions.figures import (
 from interventions.head_probes import HeadProbes
 from interventions.sidecar import SidecarResult
 from interventions.sweep import SweepResult
-from workbench.store import atomic_write_bytes, check_out_dir
+from workbench.core.store import atomic_write_bytes, check_out_dir
 
 __all__ = ["write_attribution_report", "write_sidecar_report", "write_sweep_report"]
 

@@ -23,14 +23,21 @@ from typing import Any, Literal
 import numpy as np
 
 from probes import DispositionTable, disposition_table
-from workbench.capture import capture
-from workbench.domains import check_item
-from workbench.errors import WorkbenchError
-from workbench.generation import DecodingConfig, generate
-from workbench.items import Item, as_items
-from workbench.verbal import classify_verbal
+from workbench.core.errors import WorkbenchError
+from workbench.core.items import Item, as_items
+from workbench.labels.domains import check_item
+from workbench.labels.verbal import classify_verbal
+from workbench.model.capture import capture
+from workbench.model.generation import DecodingConfig, generate
 
-__all__ = ["DEFAULT_HEDGE_PREFIX", "SidecarResult", "gate_responses", "sidecar"]
+__all__ = [
+    "DEFAULT_HEDGE_PREFIX",
+    "SidecarResult",
+    "gate_responses",
+    "gate_scored",
+    "probe_p_correct",
+    "sidecar",
+]
 
 DEFAULT_HEDGE_PREFIX = "I'm not certain, but "
 Read = Literal["prompt", "draft"]
@@ -106,7 +113,7 @@ class SidecarResult:
         }
 
 
-def _p_correct(probe: Any, X: np.ndarray) -> np.ndarray:
+def probe_p_correct(probe: Any, X: np.ndarray) -> np.ndarray:
     if not callable(getattr(probe, "predict_proba", None)):
         raise WorkbenchError(f"{type(probe).__name__} has no predict_proba: pass a fitted probe")
     expected = getattr(probe, "n_features_in_", X.shape[1])
@@ -173,21 +180,50 @@ def sidecar(
         for it, r in zip(items, responses, strict=True)
     ]
     X = capture(lm, read_items, [site], batch_size=batch_size).features
-    p = _p_correct(probe, next(iter(X.values())))
-    gated_responses, gated = gate_responses(responses, p.tolist(), threshold, hedge_prefix)
-    correct = [bool(checker(it, r)) for it, r in zip(items, responses, strict=True)]
-    verbal_base = [classify(r) for r in responses]
+    return gate_scored(
+        [it.id for it in items],
+        responses,
+        probe_p_correct(probe, next(iter(X.values()))),
+        [bool(checker(it, r)) for it, r in zip(items, responses, strict=True)],
+        [classify(r) for r in responses],
+        threshold=threshold,
+        hedge_prefix=hedge_prefix,
+        read=read,
+        classify=classify,
+    )
+
+
+def gate_scored(
+    ids: Sequence[str],
+    responses: Sequence[str],
+    p_correct: Sequence[float] | np.ndarray,
+    correct: Sequence[bool],
+    verbal: Sequence[str],
+    *,
+    threshold: float,
+    hedge_prefix: str,
+    read: Read,
+    classify: Callable[[str], str] = classify_verbal,
+) -> SidecarResult:
+    """Gate responses whose probe read is known; the 2x2 before and after.
+
+    The one place a :class:`SidecarResult` is assembled: :func:`sidecar` calls it
+    after its own capture, the study with the ``h_last`` it captured while generating.
+    """
+    p = [float(x) for x in p_correct]
+    gated_responses, gated = gate_responses(list(responses), p, threshold, hedge_prefix)
+    correct = [bool(c) for c in correct]
     verbal_gated = [classify(r) for r in gated_responses]
     return SidecarResult(
-        item_ids=tuple(it.id for it in items),
-        p_correct=tuple(float(x) for x in p),
+        item_ids=tuple(ids),
+        p_correct=tuple(p),
         gated=tuple(gated),
         baseline=tuple(responses),
         responses=tuple(gated_responses),
         correct=tuple(correct),
-        verbal_baseline=tuple(verbal_base),
+        verbal_baseline=tuple(verbal),
         verbal_gated=tuple(verbal_gated),
-        baseline_table=disposition_table(correct, verbal_base),
+        baseline_table=disposition_table(correct, list(verbal)),
         gated_table=disposition_table(correct, verbal_gated),
         threshold=float(threshold),
         hedge_prefix=hedge_prefix,

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 __all__ = ["Comparison", "MetricSummary", "monotonicity", "summarise"]
 
@@ -49,6 +49,12 @@ class MetricSummary:
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "per_seed": list(self.per_seed), "spread": self.spread}
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MetricSummary:
+        """Rebuild from :meth:`to_json` (``spread`` is derived, so it is dropped)."""
+        kept = {k: v for k, v in data.items() if k not in ("spread", "per_seed")}
+        return cls(**kept, per_seed=tuple(data["per_seed"]))
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -71,6 +77,11 @@ class Comparison:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "paired": list(self.paired)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Comparison:
+        """Rebuild from :meth:`to_json`."""
+        return cls(**{k: v for k, v in data.items() if k != "paired"}, paired=tuple(data["paired"]))
 
 
 def monotonicity(means: Sequence[float]) -> str:

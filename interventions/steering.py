@@ -24,8 +24,8 @@ import torch
 from numpy.typing import ArrayLike
 
 from interventions.base import Intervention, add_to_output, model_and_layout
-from workbench.errors import WorkbenchError
-from workbench.hooks import Hook
+from workbench.core.errors import WorkbenchError
+from workbench.model.hooks import Hook
 
 __all__ = ["mass_mean_direction", "probe_direction", "steer"]
 

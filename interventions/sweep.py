@@ -3,15 +3,15 @@
 The paper's one apparent positive was a single-seed draw that did not
 replicate. A sweep therefore regenerates every item for each value (lambda,
 alpha, ...) *and* each seed. Sampling draws per item from ``(seed, item id)``
-(``workbench.generation.item_seed``), so for a fixed seed every condition sees
+(``workbench.model.generation.item_seed``), so for a fixed seed every condition sees
 the same random stream. Each response records ``truncated`` and is scored by
 the user's scorers (content, disposition, ...); the summary gives, per value
 and metric, the mean over seeds and the seed-to-seed spread, whether the means
 are monotonic in the value, and whether each change from the reference value
 (1.0 when swept, else the first) exceeds that spread.
 
->>> from workbench.domains import check_item
->>> from workbench.verbal import classify_verbal
+>>> from workbench.labels.domains import check_item
+>>> from workbench.labels.verbal import classify_verbal
 >>> result = temper_sweep(  # doctest: +SKIP
 ...     lm, items, heads=[(3, 1), (5, 2)], lambdas=[0.0, 0.5, 1.0], seeds=[0, 1, 2],
 ...     scorers={"correct": check_item, "asserts": lambda it, r: classify_verbal(r) == "assert"},
@@ -31,10 +31,10 @@ import numpy as np
 
 from interventions.stats import Comparison, MetricSummary, monotonicity, summarise
 from interventions.temper import Site, intervention_factory
-from workbench.errors import WorkbenchError
-from workbench.generation import DecodingConfig, generate
-from workbench.items import Item, as_items
-from workbench.progress import progress_bar
+from workbench.core.errors import WorkbenchError
+from workbench.core.items import Item, as_items
+from workbench.core.progress import progress_bar
+from workbench.model.generation import DecodingConfig, generate
 
 __all__ = ["SweepResponse", "SweepResult", "sweep", "temper_sweep"]
 
@@ -55,6 +55,11 @@ class SweepResponse:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "scores": dict(self.scores)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SweepResponse:
+        """Rebuild from :meth:`to_json`."""
+        return cls(**{**data, "scores": dict(data["scores"])})
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,25 @@ class SweepResult:
             "interventions": dict(self.interventions),
             "responses": [r.to_json() for r in self.responses],
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SweepResult:
+        """Rebuild a result from :meth:`to_json` (derived keys such as
+        ``any_change_exceeds_seed_spread`` are recomputed, not read)."""
+        return cls(
+            parameter=data["parameter"],
+            values=tuple(data["values"]),
+            seeds=tuple(data["seeds"]),
+            metrics=tuple(data["metrics"]),
+            reference=data["reference"],
+            summaries=tuple(MetricSummary.from_json(s) for s in data["summaries"]),
+            comparisons=tuple(Comparison.from_json(c) for c in data["comparisons"]),
+            monotonic=dict(data["monotonic"]),
+            responses=tuple(SweepResponse.from_json(r) for r in data["responses"]),
+            decoding=dict(data["decoding"]),
+            interventions=dict(data["interventions"]),
+            warnings=tuple(data["warnings"]),
+        )
 
 
 def _score(name: str, scorer: Scorer, item: Item, response: str) -> float:

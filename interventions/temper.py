@@ -43,9 +43,9 @@ from interventions.base import (
     scale_input,
     scale_output,
 )
-from workbench.errors import WorkbenchError
-from workbench.hooks import Hook
-from workbench.layouts import ResolvedLayout
+from workbench.core.errors import WorkbenchError
+from workbench.model.hooks import Hook
+from workbench.model.layouts import ResolvedLayout
 
 __all__ = ["SITES", "intervention_factory", "parse_head", "scale_mlp", "scale_values", "temper"]
 

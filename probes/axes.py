@@ -20,7 +20,7 @@ from probes.labels import (
     raw_values,
     read_label_file,
 )
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 __all__ = ["load_axes", "load_axis"]
 

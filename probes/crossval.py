@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from jaxtyping import Float, Shaped
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import StratifiedKFold
 
@@ -42,6 +43,10 @@ __all__ = [
     "cross_validate",
     "out_of_fold_scores",
 ]
+
+#: Shapes of the probe inputs: ``n`` items by ``d`` features, one label per item.
+Features = Float[np.ndarray, "n d"]
+Labels = Shaped[np.ndarray, " n"]
 
 
 @dataclass(frozen=True)
@@ -105,8 +110,8 @@ class CVResult:
 
 
 def out_of_fold_scores(
-    estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, *, folds: int, seed: int
-) -> tuple[np.ndarray, list[float]]:
+    estimator: BaseEstimator, X: Features, y: Labels, *, folds: int, seed: int
+) -> tuple[Float[np.ndarray, " n"], list[float]]:
     """Out-of-fold ``p(label 1)`` and per-fold AUCs (a clone fitted per fold)."""
     scores = np.empty(y.size, dtype=np.float64)
     fold_aucs = []
@@ -119,7 +124,7 @@ def out_of_fold_scores(
 
 
 def control_task(
-    estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, *, folds: int, seed: int, n_control: int
+    estimator: BaseEstimator, X: Features, y: Labels, *, folds: int, seed: int, n_control: int
 ) -> ControlResult:
     """CV AUC of ``estimator`` refitted on ``n_control`` shuffles of the labels."""
     y = np.asarray(y).astype(np.int8)
@@ -135,8 +140,8 @@ def control_task(
 
 def cross_validate(
     estimator: BaseEstimator,
-    X: np.ndarray,
-    y: np.ndarray,
+    X: Features,
+    y: Labels,
     *,
     folds: int = 5,
     seed: int = 0,

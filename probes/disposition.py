@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from probes.metrics import AUCResult, shuffled_labels
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 __all__ = [
     "ASSERT_MIN_P_CORRECT",

@@ -16,6 +16,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -27,7 +28,7 @@ from sklearn.metrics import roc_curve
 from probes.disposition import GATE_MIN_AUC, DispositionTable
 from probes.metrics import AUCResult
 from probes.report import FalsificationReport, Trial
-from workbench.store import atomic_write_bytes
+from workbench.core.store import atomic_write_bytes
 
 __all__ = [
     "auc_collapse_figure",
@@ -55,7 +56,7 @@ def _reference_lines(fig: go.Figure) -> go.Figure:
     return fig
 
 
-def _err(results: Sequence[AUCResult | None]) -> dict:
+def _err(results: Sequence[AUCResult | None]) -> dict[str, Any]:
     return {
         "type": "data",
         "symmetric": False,

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from workbench.errors import WorkbenchError
-from workbench.store import FeatureStore, load_feature_matrix, load_npz
+from workbench.core.errors import WorkbenchError
+from workbench.core.store import FeatureStore, load_feature_matrix, load_npz
 
 __all__ = [
     "feature_ids",

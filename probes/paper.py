@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 __all__ = ["ENV_VAR", "SOURCE", "paper_artifacts_dir", "require_paper_artifacts"]
 

@@ -39,7 +39,7 @@ from probes.report import DataSummary, FalsificationReport, ProbeRun, Trial
 from probes.steps import confound_result, step_result
 from probes.taxonomy import ALPHA, CHANCE_AUC, CV_MIN_AUC, diagnose
 from probes.transfer import fit_and_score
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 __all__ = ["check_resampling", "falsify"]
 

@@ -59,7 +59,7 @@ from probes.crossval import CVResult
 from probes.disposition import GATE_MAX_ASYMMETRY, GATE_MIN_AUC
 from probes.taxonomy import Diagnosis
 from probes.transfer import TransferResult
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 __all__ = ["SCHEMA", "DataSummary", "FalsificationReport", "ProbeRun", "StepResult", "Trial"]
 

@@ -74,7 +74,7 @@ from numpy.typing import ArrayLike
 
 from probes.disposition import GATE_MAX_ASYMMETRY, GATE_MIN_AUC, AsymmetryResult
 from probes.metrics import AUCResult
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 __all__ = [
     "ALPHA",

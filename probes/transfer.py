@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from jaxtyping import Float, Shaped
 from sklearn.base import BaseEstimator, clone
 
 from probes.disposition import (
@@ -76,10 +77,10 @@ class TransferResult:
 
 def fit_and_score(
     estimator: BaseEstimator,
-    train_X: np.ndarray,
-    train_y: np.ndarray,
-    fresh_X: np.ndarray,
-    fresh_y: np.ndarray,
+    train_X: Float[np.ndarray, "n_train d"],
+    train_y: Shaped[np.ndarray, " n_train"],
+    fresh_X: Float[np.ndarray, "n_fresh d"],
+    fresh_y: Shaped[np.ndarray, " n_fresh"],
     *,
     n_boot: int = 1000,
     n_perm: int = 1000,

@@ -24,14 +24,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from workbench.training import TARGETS, TrainConfig
-    from workbench.training_data import METHODS
+    from workbench.conditions.training import TARGETS, TrainConfig
+    from workbench.conditions.training_data import METHODS
 
     d = TrainConfig()
     p = argparse.ArgumentParser(
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the script; returns the exit code (0, or 2 on bad input)."""
     args = build_parser().parse_args(argv)
     try:
-        from workbench.training import TrainConfig, train_lora
+        from workbench.conditions.training import TrainConfig, train_lora
 
         _quiet_libraries()
         config = TrainConfig(

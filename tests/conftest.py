@@ -25,7 +25,7 @@ def tiny() -> Callable[[str], object]:
 @pytest.fixture(scope="session")
 def smollm():
     """The real embedded SmolLM2-135M-Instruct (dequantised GGUF, float32)."""
-    from workbench.models import load_model
+    from workbench.model.loading import load_model
 
     try:
         return load_model("smollm2-135m-instruct")

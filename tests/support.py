@@ -90,7 +90,7 @@ def build_tiny(arch: str, seed: int = 0):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from workbench.models import wrap_model
+    from workbench.model.loaded import wrap_model
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(tiny_config(arch), dtype=torch.float32)
@@ -107,7 +107,7 @@ def run_cli(*args: str) -> tuple[int, str, str]:
     import contextlib
     import io
 
-    from workbench.cli import main
+    from workbench.cli.app import main
 
     out, err = io.StringIO(), io.StringIO()
     code = 0

@@ -1,8 +1,12 @@
-"""The model side of the workbench: load a model, name sites, capture activations
-through hooks, generate with interventions active, store features.
+"""The workbench: load a model, name sites, capture activations through hooks, generate
+with interventions active, store features; the study and the command line on top.
 
-Attributes are imported on first use, so ``import workbench.store`` (used by the
-torch-free ``probes`` package) does not import torch.
+The public API is imported on first use, so ``import workbench`` (and the torch-free
+``probes``, which imports ``workbench.core``) loads no torch:
+
+>>> import workbench
+>>> "load_model" in workbench.__all__
+True
 """
 
 from __future__ import annotations
@@ -13,9 +17,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "WorkbenchError": "workbench.errors",
-    "FeatureStore": "workbench.store",
-    "StoreWriter": "workbench.store",
+    "WorkbenchError": "workbench.core.errors",
+    "FeatureStore": "workbench.core.store",
+    "StoreWriter": "workbench.core.store",
+    "load_model": "workbench.model.loading",
+    "capture": "workbench.model.capture",
+    "capture_to_store": "workbench.model.capture",
+    "generate": "workbench.model.generation",
+    "DecodingConfig": "workbench.model.generation",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.backends import HFBackend, LensBackend, NNsightBackend
-from workbench.hooks import count_hooks
-from workbench.items import Item
+from workbench.core.items import Item
+from workbench.model.backends import HFBackend, LensBackend, NNsightBackend
+from workbench.model.hooks import count_hooks
 
 ITEMS = [
     Item("a", "What is the capital of France?", "Paris, of course."),
@@ -144,7 +144,7 @@ def test_nnsight_leaves_the_hf_model_untouched(tiny):
 def test_lens_in_place_keeps_the_hf_path_working():
     from support import build_tiny
 
-    from workbench.generation import generate
+    from workbench.model.generation import generate
 
     lm = build_tiny("llama")  # our own model: the bridge rewires it in place
     sites = _sites(lm)
@@ -160,7 +160,7 @@ def test_lens_in_place_keeps_the_hf_path_working():
 
 @pytest.mark.slow
 def test_gemma3_270m_agrees_across_backends():
-    from workbench.models import load_model
+    from workbench.model.loading import load_model
 
     try:
         lm = load_model("gemma3-270m")

@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from workbench.backends import HFBackend, LensBackend, NNsightBackend, wrap_backend
-from workbench.errors import MissingExtraError, WorkbenchError
-from workbench.hooks import Hook, attach, count_hooks
-from workbench.items import Item
+from workbench.core.errors import MissingExtraError, WorkbenchError
+from workbench.core.items import Item
+from workbench.model.backends import HFBackend, LensBackend, NNsightBackend, wrap_backend
+from workbench.model.hooks import Hook, attach, count_hooks
 
 ITEMS = [Item("a", "Hello there", "General Kenobi"), Item("b", "Hi")]
 
@@ -102,7 +102,7 @@ def test_missing_extra_when_find_spec_finds_nothing(tiny, monkeypatch):
 
 def test_importing_backends_imports_no_engine():
     code = (
-        "import sys, workbench.backends; "
+        "import sys, workbench.model.backends; "
         "print('transformer_lens' in sys.modules, 'nnsight' in sys.modules)"
     )
     out = subprocess.run(

@@ -12,11 +12,11 @@ import pytest
 import torch
 from support import build_tiny
 
-from workbench.backends import HFBackend, LensBackend, NNsightBackend
-from workbench.backends.lens import build_bridge
-from workbench.generation import generate
-from workbench.items import Item
-from workbench.tokens import encode_prompt
+from workbench.core.items import Item
+from workbench.model.backends import HFBackend, LensBackend, NNsightBackend
+from workbench.model.backends.lens import build_bridge
+from workbench.model.generation import generate
+from workbench.model.tokens import encode_prompt
 
 PROMPTS = [Item("a", "Hello"), Item("b", "A somewhat longer prompt here"), Item("c", "x")]
 

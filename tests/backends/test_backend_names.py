@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workbench.backends import (
+from workbench.core.errors import WorkbenchError
+from workbench.model.backends import (
     LensBackend,
     NNsightBackend,
     from_backend_name,
@@ -13,8 +14,7 @@ from workbench.backends import (
     to_backend_name,
     to_backend_names,
 )
-from workbench.errors import WorkbenchError
-from workbench.layouts import get_module
+from workbench.model.layouts import get_module
 
 
 def _sites(lm) -> list[str]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.backends import HFBackend, LensBackend, NNsightBackend
-from workbench.backends.nnsight_backend import wrap_nnsight
-from workbench.items import Item
-from workbench.models import load_model
+from workbench.core.items import Item
+from workbench.model.backends import HFBackend, LensBackend, NNsightBackend
+from workbench.model.backends.nnsight_backend import wrap_nnsight
+from workbench.model.loading import load_model
 
 ITEMS = [Item("a", "Hello there", "General Kenobi"), Item("b", "Hi")]
 SITES = ["h_last", "head_in(1)", "resid(0)"]

@@ -7,8 +7,8 @@ from dataclasses import FrozenInstanceError
 import numpy as np
 import pytest
 
-from workbench.coverage import CoverageResult, coverage
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
+from workbench.labels.coverage import CoverageResult, coverage
 
 RESPONSE = "Canberra is Australia's capital; Sydney (pop. 5 million) is larger. São Paulo!"
 

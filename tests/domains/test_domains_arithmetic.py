@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.domains import arithmetic
-from workbench.domains.arithmetic import LEVELS, Difficulty
-from workbench.domains.numbers import find_numbers, strip_expression
-from workbench.errors import WorkbenchError
-from workbench.items import Item
+from workbench.core.errors import WorkbenchError
+from workbench.core.items import Item
+from workbench.labels.domains import arithmetic
+from workbench.labels.domains.arithmetic import LEVELS, Difficulty
+from workbench.labels.domains.numbers import find_numbers, strip_expression
 
 
 def _item(operands: list[int], ops: list[str]) -> Item:

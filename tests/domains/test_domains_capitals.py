@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.domains import capitals
-from workbench.domains.normalize import contains_phrase, normalize_text
-from workbench.domains.tables import capitals_table
-from workbench.errors import WorkbenchError
-from workbench.items import Item
+from workbench.core.errors import WorkbenchError
+from workbench.core.items import Item
+from workbench.labels.domains import capitals
+from workbench.labels.domains.normalize import contains_phrase, normalize_text
+from workbench.labels.domains.tables import capitals_table
 
 
 def _item(country: str) -> Item:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.domains import elements
-from workbench.domains.tables import elements_table
-from workbench.items import Item
+from workbench.core.items import Item
+from workbench.labels.domains import elements
+from workbench.labels.domains.tables import elements_table
 
 ITEM = Item("t", "What is the chemical symbol for gold?", labels={"gold": "Au"})
 

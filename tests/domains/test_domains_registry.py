@@ -6,9 +6,15 @@ from dataclasses import replace
 
 import pytest
 
-from workbench.domains import FAMILIES, check_item, extract_item_answer, get_family, make_split
-from workbench.errors import WorkbenchError
-from workbench.items import Item, read_items, write_items
+from workbench.core.errors import WorkbenchError
+from workbench.core.items import Item, read_items, write_items
+from workbench.labels.domains import (
+    FAMILIES,
+    check_item,
+    extract_item_answer,
+    get_family,
+    make_split,
+)
 
 
 def test_dispatch_to_each_family() -> None:

@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from workbench.domains import SPLITS, make_split, split_capacity
-from workbench.domains.capitals import TEMPLATES as CAPITAL_TEMPLATES
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
+from workbench.labels.domains import SPLITS, make_split, split_capacity
+from workbench.labels.domains.capitals import TEMPLATES as CAPITAL_TEMPLATES
 
 ALL = ("capitals", "arithmetic", "elements")
 
@@ -22,7 +22,7 @@ def _entity(item) -> object:
 
 
 def _template_texts(items) -> set[str]:
-    from workbench.domains import FAMILIES, arithmetic, capitals, elements
+    from workbench.labels.domains import FAMILIES, arithmetic, capitals, elements
 
     modules = {"capitals": capitals, "arithmetic": arithmetic, "elements": elements}
     assert set(modules) == set(FAMILIES)

@@ -10,8 +10,8 @@ from importlib import resources
 import pytest
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
-from workbench.errors import WorkbenchError
-from workbench.verbal import (
+from workbench.core.errors import WorkbenchError
+from workbench.labels.verbal import (
     VERBAL_LABELS,
     VerbalClassifier,
     classify_verbal,

@@ -15,7 +15,7 @@ from interventions import (
     cohorts_from_labels,
     layers_from_features,
 )
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 N_ITEMS, N_TOK, N_HEADS, DIM = 80, 6, 4, 8
 LAYERS = (3, 7, 11)  # a hybrid model's attention layers keep their original numbers

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.cli import main
-from workbench.domains import make_split
-from workbench.items import write_items
-from workbench.store import StoreWriter
+from workbench.cli.app import main
+from workbench.core.items import write_items
+from workbench.core.store import StoreWriter
+from workbench.labels.domains import make_split
 
 SITES = ["head_in(2,last=3)", "head_in(-1,last=3)"]
 

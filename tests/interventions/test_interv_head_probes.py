@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from interventions import head_probe_figure, head_probes
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 
 def _data(n: int, seed: int) -> tuple[dict[int, np.ndarray], np.ndarray]:

@@ -15,8 +15,8 @@ from interventions import (
     temper,
 )
 from probes import LinearProbe, MassMeanProbe
-from workbench.errors import WorkbenchError
-from workbench.hooks import count_hooks
+from workbench.core.errors import WorkbenchError
+from workbench.model.hooks import count_hooks
 
 
 @pytest.mark.parametrize("arch", ("llama", "qwen3", "qwen3_5", "gemma3"))

@@ -15,10 +15,10 @@ from interventions import (
     write_sidecar_report,
 )
 from probes import LinearProbe, disposition_table
-from workbench.capture import capture
-from workbench.errors import WorkbenchError
-from workbench.items import Item
-from workbench.verbal import classify_verbal
+from workbench.core.errors import WorkbenchError
+from workbench.core.items import Item
+from workbench.labels.verbal import classify_verbal
+from workbench.model.capture import capture
 
 ITEMS = [Item(str(i), f"Question number {i}: what is {i} + {i}?") for i in range(8)]
 RIGHT = {"0", "1", "2", "5"}

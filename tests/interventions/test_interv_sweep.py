@@ -16,11 +16,11 @@ from interventions import (
     temper_sweep,
     write_sweep_report,
 )
-from workbench.domains import check_item, make_split
-from workbench.errors import WorkbenchError
-from workbench.generation import DecodingConfig, generate
-from workbench.hooks import count_hooks
-from workbench.verbal import classify_verbal
+from workbench.core.errors import WorkbenchError
+from workbench.labels.domains import check_item, make_split
+from workbench.labels.verbal import classify_verbal
+from workbench.model.generation import DecodingConfig, generate
+from workbench.model.hooks import count_hooks
 
 
 def test_summaries_spread_and_exceeds():

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from interventions import Intervention, temper
-from workbench.errors import WorkbenchError
-from workbench.generation import generate
-from workbench.hooks import Hook, attach, count_hooks
-from workbench.tokens import encode_prompt
+from workbench.core.errors import WorkbenchError
+from workbench.model.generation import generate
+from workbench.model.hooks import Hook, attach, count_hooks
+from workbench.model.tokens import encode_prompt
 
 ARCHES = ("llama", "qwen3", "qwen3_5", "gemma3", "gemma4", "gpt2")
 
@@ -168,9 +168,9 @@ def test_fused_capture_reads_the_tempered_input(tiny):
 @pytest.mark.parametrize("arch", ("llama", "gemma3"))
 def test_fused_capture_equals_two_pass_while_tempered(tiny, arch):
     """The fused read under tempering equals a second full forward under the same tempering."""
-    from workbench.capture import forward_sites
-    from workbench.readers import SiteReader
-    from workbench.sites import parse_sites
+    from workbench.core.sites import parse_sites
+    from workbench.model.capture import forward_sites
+    from workbench.model.readers import SiteReader
 
     lm = tiny(arch)
     layer = lm.layout.layers_with_attention[-1]

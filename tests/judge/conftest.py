@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from workbench.judge import JudgeConfig
+from workbench.labels.judge import JudgeConfig
 
 REFERENCE_MARKER = "You will not see any answer now"
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from workbench.judge import ChatClient, JudgeCallError, JudgeConfig
-from workbench.judge.client import _retry_after
+from workbench.labels.judge import ChatClient, JudgeCallError, JudgeConfig
+from workbench.labels.judge.client import _retry_after
 
 MESSAGES = [{"role": "user", "content": "Say hi"}]
 

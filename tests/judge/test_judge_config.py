@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.errors import WorkbenchError
-from workbench.judge import DEFAULT_AXES, JudgeConfig, Rubric, load_judge_config
+from workbench.core.errors import WorkbenchError
+from workbench.labels.judge import DEFAULT_AXES, JudgeConfig, Rubric, load_judge_config
 
 BASE = {"base_url": "http://127.0.0.1:8000/v1", "model": "judge-7b"}
 
@@ -173,5 +173,5 @@ def test_importing_the_judge_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys, workbench.judge; sys.exit('torch' in sys.modules)"
+    code = "import sys, workbench.labels.judge; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from workbench.judge import ChatClient, JudgeConfig, score_items
+from workbench.labels.judge import ChatClient, JudgeConfig, score_items
 
 SCRIPT = """
 import json, sys
-from workbench.judge import JudgeConfig, score_items
+from workbench.labels.judge import JudgeConfig, score_items
 config = JudgeConfig.from_dict(json.loads(sys.argv[1]))
 items = json.loads(sys.argv[2])
 score_items(items, config, out=sys.argv[3])
@@ -79,9 +79,9 @@ def test_api_key_is_sent_but_never_written(
 ) -> None:
     monkeypatch.setenv("WORKBENCH_JUDGE_API_KEY", SECRET)
     handler = logging.StreamHandler(sys.stderr)
-    logger = logging.getLogger("workbench.judge")
+    logger = logging.getLogger("workbench.labels.judge")
     logger.addHandler(handler)
-    caplog.set_level(logging.DEBUG, logger="workbench.judge")
+    caplog.set_level(logging.DEBUG, logger="workbench.labels.judge")
 
     def behaviour(hit: Any, n: int) -> dict[str, Any]:
         auth = hit.headers.get("Authorization", "")

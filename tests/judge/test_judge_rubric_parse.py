@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.errors import WorkbenchError
-from workbench.judge import JudgeCallError, Rubric, high, parse_scores
+from workbench.core.errors import WorkbenchError
+from workbench.labels.judge import JudgeCallError, Rubric, high, parse_scores
 
 AXES = ["factual_accuracy", "completeness"]
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from workbench.errors import WorkbenchError
-from workbench.items import Item
-from workbench.judge import (
+from workbench.core.errors import WorkbenchError
+from workbench.core.items import Item
+from workbench.labels.judge import (
     JudgeConfig,
     Rubric,
     judge_differences,

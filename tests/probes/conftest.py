@@ -72,8 +72,8 @@ def make_planted() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
 
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture[str]):
-    """Run ``workbench ARGS`` through ``workbench.cli.main``; returns (exit code, stderr)."""
-    import workbench.cli as wcli
+    """Run ``workbench ARGS`` through ``workbench.cli.app.main``; returns (exit code, stderr)."""
+    import workbench.cli.app as wcli
 
     def run(*args: str) -> tuple[int, str]:
         code = 0

@@ -12,7 +12,7 @@ from probes import (
     disposition_table,
     gate,
 )
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 
 def brute_force_asymmetry(y, p):

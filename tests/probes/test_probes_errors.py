@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from probes import falsify
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 FAST = {"n_boot": 50, "n_perm": 50, "n_control": 0}
 
@@ -208,7 +208,7 @@ def test_cli_runs_all_five_steps(files, tmp_path, run_cli, good):
 def test_cli_matches_store_features_to_labels_by_id(tmp_path, run_cli, good):
     """Features from a store (ids in the manifest), labels from JSONL files in another order:
     the report equals the one from labels in store order, so labels follow ids, not lines."""
-    from workbench.store import StoreWriter
+    from workbench.core.store import StoreWriter
 
     def store(name, X):
         w = StoreWriter(

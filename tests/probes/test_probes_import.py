@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_probes_imports_without_torch():
     code = (
-        "import probes, probes.cli, probes.figures, probes.labels, probes.paper, sys; "
+        "import probes, workbench.cli.falsify, probes.figures, probes.labels, probes.paper, sys; "
         "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
         "assert not bad, bad"
     )

@@ -7,8 +7,8 @@ import pytest
 
 from probes.axes import load_axes, load_axis
 from probes.labels import label_fields, load_features, load_labels
-from workbench.errors import WorkbenchError
-from workbench.store import StoreWriter
+from workbench.core.errors import WorkbenchError
+from workbench.core.store import StoreWriter
 
 
 @pytest.fixture

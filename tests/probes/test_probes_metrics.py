@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from probes import AUCResult, auc_score, auc_with_ci, label_permutation_null
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 
 @pytest.mark.parametrize("seed", range(4))

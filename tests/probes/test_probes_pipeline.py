@@ -10,7 +10,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from probes import LinearProbe, MassMeanProbe, MLPProbe, cross_validate, falsify
 from probes.steps import ESCAPE_HATCHES
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 FAST = {"n_boot": 200, "n_perm": 200, "n_control": 2}
 

@@ -10,7 +10,7 @@ import pytest
 
 from probes import AUCResult, diagnose, falsify
 from probes.taxonomy import CLIFF_RATE_RATIO, VERDICTS
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 FAST = {"n_boot": 300, "n_perm": 300, "n_control": 0}
 

@@ -1,4 +1,4 @@
-"""workbench.activation_plots: hover content, per-head click data, depth series, bad input."""
+"""workbench.study.activation_plots: hover content, per-head click data, depth series, bad input."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import pytest
 
 from interventions import attribute_heads
 from probes import AUCResult
-from workbench.activation_plots import (
+from workbench.core.errors import WorkbenchError
+from workbench.study.activation_plots import (
     depth_figure,
     head_attribution_heatmap,
     head_numbers,
     token_trace_figure,
 )
-from workbench.errors import WorkbenchError
 
 
 def test_token_trace_hover_names_token_and_value():
@@ -62,7 +62,7 @@ def test_module_does_not_import_probes_or_interventions():
     import ast
     from pathlib import Path
 
-    import workbench.activation_plots as mod
+    import workbench.study.activation_plots as mod
 
     tree = ast.parse(Path(mod.__file__).read_text())
     runtime = [

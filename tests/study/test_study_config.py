@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 from workbench.study.config import StudyConfig, demo_config_path, load_config
 
 

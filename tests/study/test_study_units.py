@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
-from interventions import temper_sweep
-from workbench.domains import make_split
-from workbench.generation import generate
-from workbench.items import Item
+from interventions import SweepResult, temper_sweep
+from workbench.core.items import Item
+from workbench.labels.domains import make_split
+from workbench.model.generation import generate
 from workbench.study.collect import study_sites
-from workbench.study.heads import cohort_reason, sweep_from_json
+from workbench.study.heads import cohort_reason
 from workbench.study.labels import SplitLabels, label_row, truncation_json
 from workbench.study.second import cut_answer
 from workbench.study.traces import PROMPT_END, pick_examples, trace_tokens
@@ -111,7 +113,8 @@ def test_sweep_round_trips_through_json(tiny):
         lm, items, [(1, 0)], [0.0, 1.0], [0, 1], {"len": lambda it, r: len(r)},
         decoding=None, batch_size=3,
     )  # fmt: skip
-    assert sweep_from_json(result.to_json()) == result
+    assert SweepResult.from_json(result.to_json()) == result
+    assert SweepResult.from_json(json.loads(json.dumps(result.to_json()))) == result
 
 
 def _rows(correct, lengths, families):
@@ -123,7 +126,7 @@ def _rows(correct, lengths, families):
 
 
 def test_confound_check_flags_a_probe_that_length_already_explains():
-    from workbench.study.confounds import confound_check
+    from probes.baselines import confound_check
     from workbench.study.verdicts import confound_plain, overall_plain
 
     rng = np.random.default_rng(0)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from support import run_cli
 
-from workbench.store import FeatureStore
+from workbench.core.store import FeatureStore
 
 peft = pytest.importorskip("peft")
 # peft's own calls into a transformers API it has not caught up with yet
@@ -57,9 +57,9 @@ def test_capture_with_adapter_matches_a_hand_built_peft_model(tiny_dir, adapter_
 
     tok = AutoTokenizer.from_pretrained(tiny_dir)
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_dir), adapter_dir)
-    from workbench.capture import encode_items
-    from workbench.items import Item
-    from workbench.models import wrap_model
+    from workbench.core.items import Item
+    from workbench.model.capture import encode_items
+    from workbench.model.loaded import wrap_model
 
     encoded = encode_items(
         wrap_model(model, tok), [Item(r["id"], r["prompt"], r["response"]) for r in ROWS]

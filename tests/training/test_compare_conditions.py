@@ -12,13 +12,13 @@ import pytest
 import torch
 from support import run_cli
 
-from workbench.compare import ComparisonRefused, compare_conditions, rescore_condition
-from workbench.condition import read_condition, write_condition
-from workbench.domains import make_split
-from workbench.generation import DecodingConfig, Generation, Generations, generate
-from workbench.items import Item, read_items
-from workbench.judge import ItemScore, JudgeConfig, JudgeRun, Rubric
-from workbench.store import sha256_text
+from workbench.conditions.compare import ComparisonRefused, compare_conditions, rescore_condition
+from workbench.conditions.condition import read_condition, write_condition
+from workbench.core.items import Item, read_items
+from workbench.core.store import sha256_text
+from workbench.labels.domains import make_split
+from workbench.labels.judge import ItemScore, JudgeConfig, JudgeRun, Rubric
+from workbench.model.generation import DecodingConfig, Generation, Generations, generate
 
 ITEMS = make_split("train", 2, seed=0, families=("arithmetic",))  # 1 + 8 = 9, 94 - 79 = 15
 
@@ -32,7 +32,7 @@ def verbose_dir(tmp_path_factory):
     """A tiny Llama overfit to answer ITEMS verbosely: cut at 8 tokens the answer is lost."""
     from support import build_tiny
 
-    from workbench.tokens import encode_prompt
+    from workbench.model.tokens import encode_prompt
 
     torch.set_num_threads(1)
     lm = build_tiny("llama", seed=1)
@@ -191,7 +191,7 @@ def test_judge_prompt_asymmetry_is_refused(tiny, tmp_path):
 def test_rescoring_undoes_a_truncation_artifact(verbose_dir, tiny, tmp_path):
     """A (verbose base) is cut at 8 tokens and scores 0; B (terse adapter) is right on one
     item: B "gains" +50 points. At 64 tokens A completes its answers and the delta flips to -50."""
-    from workbench.models import load_model
+    from workbench.model.loading import load_model
 
     verbose = load_model(str(verbose_dir))
     gens_a = generate(verbose, ITEMS, max_new_tokens=8)
@@ -286,7 +286,7 @@ def test_bad_inputs_are_one_line(tiny, tmp_path):
 
 
 def test_scorers(tiny, tmp_path):
-    from workbench.scorers import Scorer
+    from workbench.conditions.scorers import Scorer
 
     items = [
         Item("a", "Capital of France?", labels={"checklist": ["Paris", "Seine"]}),
@@ -347,8 +347,8 @@ class _Judge:
 
 
 def test_judge_scores_are_rescored_with_the_same_judge(verbose_dir, tiny, tmp_path):
-    from workbench.judge import score_items
-    from workbench.models import load_model
+    from workbench.labels.judge import score_items
+    from workbench.model.loading import load_model
 
     verbose = load_model(str(verbose_dir))
     gens_a = generate(verbose, ITEMS, max_new_tokens=8)

@@ -12,9 +12,9 @@ import pytest
 import torch
 from support import REPO
 
-from workbench.store import sha256_file
-from workbench.training import TrainConfig, lora_target_modules, train_lora
-from workbench.training_data import read_training_rows, tokenize_rows
+from workbench.conditions.training import TrainConfig, lora_target_modules, train_lora
+from workbench.conditions.training_data import read_training_rows, tokenize_rows
+from workbench.core.store import sha256_file
 
 PAIRS = [
     ("What is 2 + 2?", "4", "5"),
@@ -57,7 +57,7 @@ def _logits(lm) -> torch.Tensor:
 
 
 def test_sft_script_loss_falls_and_adapter_loads(tiny_dir, sft_file, tmp_path, capsys):
-    from workbench.models import load_model
+    from workbench.model.loading import load_model
 
     out = tmp_path / "adapter"
     code = _script().main(
@@ -86,7 +86,7 @@ def test_sft_script_loss_falls_and_adapter_loads(tiny_dir, sft_file, tmp_path, c
 
 
 def test_dpo_loss_falls_and_adapter_loads(tiny_dir, dpo_file, tmp_path):
-    from workbench.models import load_model
+    from workbench.model.loading import load_model
 
     config = TrainConfig(method="dpo", target="all", dropout=0.0, lr=1e-2, max_steps=15)
     result = train_lora(str(tiny_dir), dpo_file, tmp_path / "dpo", config)
@@ -119,7 +119,7 @@ def test_targets_follow_the_layout(tiny):
 
 
 def test_tokenization_matches_capture(tiny):
-    from workbench.tokens import encode_prompt
+    from workbench.model.tokens import encode_prompt
 
     tok = tiny("llama").tokenizer
     rows = [{"prompt": "Hi?", "response": "Yes", "chosen": "Yes", "rejected": "No"}]

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.capture import capture
-from workbench.errors import WorkbenchError
-from workbench.hooks import count_hooks
-from workbench.items import Item
+from workbench.core.errors import WorkbenchError
+from workbench.core.items import Item
+from workbench.model.capture import capture
+from workbench.model.hooks import count_hooks
 
 ITEMS = [
     Item("short", "Hi"),
@@ -114,7 +114,7 @@ def test_response_over_cap_is_cut_and_flagged(tiny):
 
 
 def test_bfloat16_capture_is_stored_as_float32(tiny):
-    from workbench.models import wrap_model
+    from workbench.model.loaded import wrap_model
 
     base = tiny("llama")
     model = type(base.model)(base.model.config).to(torch.bfloat16).eval()

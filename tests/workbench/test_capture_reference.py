@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.capture import capture
-from workbench.items import Item
-from workbench.tokens import encode_item
+from workbench.core.items import Item
+from workbench.model.capture import capture
+from workbench.model.tokens import encode_item
 
 ARCHES = ("llama", "qwen3", "qwen3_5", "gemma3", "gemma4", "gpt2")
 ITEMS = [
@@ -96,7 +96,7 @@ def test_gqa_head_in_width_is_n_heads_times_head_dim(tiny):
 def test_hybrid_keeps_original_layer_numbers(tiny):
     lm = tiny("qwen3_5")
     assert lm.layout.layers_with_attention == [1, 3]
-    from workbench.errors import WorkbenchError
+    from workbench.core.errors import WorkbenchError
 
     with pytest.raises(WorkbenchError, match=r"layer 0 has no full-attention o_proj.*\[1, 3\]"):
         capture(lm, ITEMS[:1], ["head_in(0)"])

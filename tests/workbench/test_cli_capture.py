@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from support import run_cli
 
-from workbench.store import FeatureStore
+from workbench.core.store import FeatureStore
 
 GOOD = [
     {"id": "a", "prompt": "Hello there"},

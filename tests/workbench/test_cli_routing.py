@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from workbench.cli import COMMANDS
+from workbench.cli.app import COMMANDS
 
 
 def test_command_table_matches_registrations():
@@ -22,7 +22,7 @@ def test_command_table_matches_registrations():
 def test_falsify_help_imports_no_torch():
     code = (
         "import sys\n"
-        "from workbench.cli import main\n"
+        "from workbench.cli.app import main\n"
         "try:\n    main(['falsify', '--help'])\nexcept SystemExit:\n    pass\n"
         "assert 'torch' not in sys.modules, 'falsify imported torch'\n"
     )

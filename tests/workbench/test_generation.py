@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.capture import capture
-from workbench.errors import WorkbenchError
-from workbench.generation import generate
-from workbench.hooks import Hook, attach, count_hooks
-from workbench.items import Item
-from workbench.tokens import encode_prompt
+from workbench.core.errors import WorkbenchError
+from workbench.core.items import Item
+from workbench.model.capture import capture
+from workbench.model.generation import generate
+from workbench.model.hooks import Hook, attach, count_hooks
+from workbench.model.tokens import encode_prompt
 
 PROMPTS = [Item("a", "Hello"), Item("b", "A somewhat longer prompt here"), Item("c", "x")]
 
@@ -92,9 +92,9 @@ def test_no_hook_left_after_exception_during_generation(tiny):
 
 @pytest.mark.parametrize("arch", ["llama", "gemma4", "gpt2"])
 def test_fused_capture_equals_two_pass(tiny, arch):
-    from workbench.capture import forward_sites
-    from workbench.readers import SiteReader
-    from workbench.sites import parse_sites
+    from workbench.core.sites import parse_sites
+    from workbench.model.capture import forward_sites
+    from workbench.model.readers import SiteReader
 
     lm = tiny(arch)
     layer = lm.layout.layers_with_attention[-1]

@@ -8,9 +8,9 @@ import sys
 import pytest
 import torch
 
-import workbench.models as models
-from workbench.errors import MissingExtraError
-from workbench.models import LoadedModel, load_model, wrap_model
+import workbench.model.loading as models
+from workbench.core.errors import MissingExtraError
+from workbench.model.loading import LoadedModel, load_model, wrap_model
 
 
 def test_missing_backend_extra_fails_before_any_weights_load(tiny_dir, monkeypatch):

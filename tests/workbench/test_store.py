@@ -12,10 +12,10 @@ import time
 import numpy as np
 import pytest
 
-from workbench.capture import capture, capture_to_store
-from workbench.errors import WorkbenchError
-from workbench.items import Item
-from workbench.store import FeatureStore, StoreWriter, load_feature_matrix, load_npz
+from workbench.core.errors import WorkbenchError
+from workbench.core.items import Item
+from workbench.core.store import FeatureStore, StoreWriter, load_feature_matrix, load_npz
+from workbench.model.capture import capture, capture_to_store
 
 ITEMS = [
     Item(str(i), f"Question number {i}: what is {i} + {i}?", f"It is {2 * i}.") for i in range(7)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import WorkbenchError
-from workbench.store import atomic_write_json
+from workbench.core.errors import WorkbenchError
+from workbench.core.store import atomic_write_json
 
 __all__ = ["KEY_FILE", "Stage", "model_identity", "stage_key"]
 
@@ -39,7 +39,7 @@ def model_identity(name: str) -> dict[str, Any]:
     ``config.json`` and the names and sizes of its weight files; anything else
     the hub id itself.
     """
-    from workbench.embedded import EMBEDDED
+    from workbench.model.embedded import EMBEDDED
 
     if name in EMBEDDED:
         entry = EMBEDDED[name]

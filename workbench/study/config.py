@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 try:  # Python 3.11+
     import tomllib
@@ -107,7 +107,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ItemsConfig:
-    """``[items]``: items per split from ``workbench.domains`` (0 skips ``fresh_hard``)."""
+    """``[items]``: items per split from ``workbench.labels.domains`` (0 skips ``fresh_hard``)."""
 
     families: tuple[str, ...] = ("capitals", "arithmetic")
     train: int = 110

@@ -21,24 +21,28 @@ name                        what it shows
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 
 from interventions import sidecar_figures, sweep_figure
 from probes import disposition_figure, report_figures
+from probes.baselines import ConfoundCheck
 from probes.disposition import DispositionTable
-from workbench.activation_plots import depth_figure, head_attribution_heatmap, token_trace_figure
+from workbench.study.activation_plots import (
+    depth_figure,
+    head_attribution_heatmap,
+    token_trace_figure,
+)
 from workbench.study.collect import H_LAST
-from workbench.study.confounds import ConfoundCheck
 
 if TYPE_CHECKING:
-    from workbench.study.runner import StudyResult
+    from workbench.study.result import StudyResult
 
 __all__ = ["confound_figure", "study_figures", "truncation_figure"]
 
 
-def truncation_figure(per_split: dict, short_cap: int, main_cap: int) -> go.Figure:
+def truncation_figure(per_split: dict[str, Any], short_cap: int, main_cap: int) -> go.Figure:
     """Per split: share correct and share truncated, under the short and the main cap."""
     splits = list(per_split)
     fig = go.Figure()
@@ -91,7 +95,7 @@ def confound_figure(check: ConfoundCheck) -> go.Figure:
     return fig
 
 
-def study_figures(result: StudyResult, truncation: dict) -> dict[str, go.Figure]:
+def study_figures(result: StudyResult, truncation: dict[str, Any]) -> dict[str, go.Figure]:
     """Every figure the study's data supports (a skipped step has none)."""
     figs: dict[str, go.Figure] = {
         "truncation": truncation_figure(
@@ -114,7 +118,7 @@ def study_figures(result: StudyResult, truncation: dict) -> dict[str, go.Figure]
             fresh_X=fr.site(H_LAST),
             fresh_y=result.labels["fresh"].array("correct"),
         )
-        extra["probe_disposition"] = extra.pop("disposition", None)  # type: ignore[arg-type]
+        extra["probe_disposition"] = extra.pop("disposition", None)
         figs.update({k: v for k, v in extra.items() if v is not None})
         figs["pca"].update_layout(title="h_last, first two principal components (label: correct)")
     if result.confounds is not None:

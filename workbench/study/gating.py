@@ -21,9 +21,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from interventions import SidecarResult, gate_responses
-from probes import disposition_table
-from workbench.verbal import classify_verbal
+from interventions import SidecarResult
+from interventions.sidecar import gate_scored, probe_p_correct
 
 __all__ = ["gate_split"]
 
@@ -39,22 +38,13 @@ def gate_split(
     ids: Sequence[str] | None = None,
 ) -> SidecarResult:
     """Gate ``responses`` with ``probe`` on their ``h_last`` rows ``X``."""
-    p = np.asarray(probe.predict_proba(X))[:, 1]  # type: ignore[attr-defined]
-    gated_responses, gated = gate_responses(list(responses), p.tolist(), threshold, hedge_prefix)
-    verbal_gated = [classify_verbal(r) for r in gated_responses]
-    correct = [bool(c) for c in correct]
-    return SidecarResult(
-        item_ids=tuple(ids or (str(i) for i in range(len(responses)))),
-        p_correct=tuple(float(x) for x in p),
-        gated=tuple(gated),
-        baseline=tuple(responses),
-        responses=tuple(gated_responses),
-        correct=tuple(correct),
-        verbal_baseline=tuple(verbal),
-        verbal_gated=tuple(verbal_gated),
-        baseline_table=disposition_table(correct, list(verbal)),
-        gated_table=disposition_table(correct, verbal_gated),
-        threshold=float(threshold),
+    return gate_scored(
+        list(ids or (str(i) for i in range(len(responses)))),
+        responses,
+        probe_p_correct(probe, X),
+        correct,
+        verbal,
+        threshold=threshold,
         hedge_prefix=hedge_prefix,
         read="draft",
     )

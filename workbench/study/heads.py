@@ -29,24 +29,21 @@ from interventions import (
     max_magnitude_d_null,
     temper_sweep,
 )
-from interventions.stats import Comparison, MetricSummary
-from interventions.sweep import SweepResponse
-from workbench.generation import DecodingConfig
-from workbench.items import Item
-from workbench.store import atomic_write_json
+from workbench.core.items import Item
+from workbench.core.store import atomic_write_json
+from workbench.labels.verbal import classify_verbal
+from workbench.model.generation import DecodingConfig
 from workbench.study.cache import Stage, model_identity, stage_key
 from workbench.study.collect import SplitData, format_items
 from workbench.study.config import StudyConfig, chat_flag
 from workbench.study.labels import Checker, SplitLabels
 from workbench.study.models import ModelPool
-from workbench.verbal import classify_verbal
 
 __all__ = [
     "AttributionOutcome",
     "cohort_reason",
     "run_attribution",
     "run_tempering",
-    "sweep_from_json",
 ]
 
 
@@ -166,34 +163,4 @@ def run_tempering(
         atomic_write_json(path / "sweep.json", result.to_json())
         stage.commit({"heads": [list(h) for h in heads], "n_items": len(chosen)})
     data = json.loads((stage.path / "sweep.json").read_text())
-    return sweep_from_json(data), reused
-
-
-def sweep_from_json(data: Mapping[str, Any]) -> SweepResult:
-    """Rebuild a :class:`SweepResult` from its ``to_json()``."""
-    summaries = tuple(
-        MetricSummary(
-            **{k: v for k, v in s.items() if k not in ("spread", "per_seed")},
-            per_seed=tuple(s["per_seed"]),
-        )
-        for s in data["summaries"]
-    )
-    comparisons = tuple(
-        Comparison(**{k: v for k, v in c.items() if k != "paired"}, paired=tuple(c["paired"]))
-        for c in data["comparisons"]
-    )
-    responses = tuple(SweepResponse(**r) for r in data["responses"])
-    return SweepResult(
-        parameter=data["parameter"],
-        values=tuple(data["values"]),
-        seeds=tuple(data["seeds"]),
-        metrics=tuple(data["metrics"]),
-        reference=data["reference"],
-        summaries=summaries,
-        comparisons=comparisons,
-        monotonic=dict(data["monotonic"]),
-        responses=responses,
-        decoding=dict(data["decoding"]),
-        interventions=dict(data["interventions"]),
-        warnings=tuple(data["warnings"]),
-    )
+    return SweepResult.from_json(data), reused

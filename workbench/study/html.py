@@ -125,7 +125,7 @@ def _setup(r: Mapping[str, Any]) -> str:
     agree = lex["agreement"]
     return (
         f"<h3>Models</h3>{models}<h3>Items and labels</h3>"
-        "<p>Items come from <code>workbench.domains</code>: train and the fresh sets from "
+        "<p>Items come from <code>workbench.labels.domains</code>: train and the fresh sets from "
         "independent generators (different templates, disjoint items); <code>fresh_hard</code> is "
         "harder. Correct: the family's deterministic checker. Verbal: a transparent lexicon. "
         "Truncated: the answer hit <code>max_new_tokens</code>.</p>"

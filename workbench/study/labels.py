@@ -4,7 +4,7 @@ Both caps are labelled: the main answer (``max_new_tokens``) and the short-cap
 answer, so the report can count the answers whose label a cap changes (the
 truncation artifact behind the paper's false HumanEval gain).
 
->>> from workbench.domains import make_split
+>>> from workbench.labels.domains import make_split
 >>> item = make_split("train", 1)[0]
 >>> row = label_row(item, "Luanda.", False, 3, short=("Lua", True))
 >>> row["correct"], row["verbal"], row["short_correct"], row["short_truncated"]
@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from workbench.items import Item
+from workbench.core.items import Item
+from workbench.labels.verbal import VerbalClassifier, verbal_agreement
 from workbench.study.collect import SplitData
-from workbench.verbal import VerbalClassifier, verbal_agreement
 
 __all__ = ["Checker", "SplitLabels", "label_row", "label_split", "lexicon_json", "truncation_json"]
 
@@ -39,7 +39,7 @@ def label_row(
     classifier: VerbalClassifier | None = None,
 ) -> dict[str, Any]:
     """One item's labels under both caps."""
-    from workbench.domains import check_item
+    from workbench.labels.domains import check_item
 
     check = checker or check_item
     clf = classifier or VerbalClassifier()

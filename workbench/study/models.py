@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from workbench.models import LoadedModel
+from workbench.model.loaded import LoadedModel
 
 __all__ = ["ModelPool"]
 
@@ -35,7 +35,7 @@ class ModelPool:
 
     def get(self, name: str) -> LoadedModel:
         if name not in self._models:
-            from workbench.models import load_model
+            from workbench.model.loading import load_model
 
             self._say(f"loading model {name}")
             self._models[name] = load_model(

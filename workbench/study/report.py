@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench import __version__
-from workbench.store import atomic_write_bytes, atomic_write_json
+from workbench.core.store import atomic_write_bytes, atomic_write_json
 from workbench.study.collect import write_jsonl
 from workbench.study.figures import study_figures
 from workbench.study.labels import lexicon_json, truncation_json
@@ -63,7 +63,7 @@ from workbench.study.verdicts import (
 )
 
 if TYPE_CHECKING:
-    from workbench.study.runner import StudyResult
+    from workbench.study.result import StudyResult
 
 __all__ = ["SCHEMA", "build_report", "markdown_summary", "write_report"]
 
@@ -77,7 +77,7 @@ def _items(result: StudyResult) -> dict[str, Any]:
             "n": len(d.items),
             "families": dict(Counter(str(it.labels.get("family")) for it in d.items)),
             "difficulty": dict(Counter(str(it.labels.get("difficulty")) for it in d.items)),
-            "generator": f"workbench.domains.make_split({split!r}, {len(d.items)}, "
+            "generator": f"workbench.labels.domains.make_split({split!r}, {len(d.items)}, "
             f"seed={result.config.items.seed}, families={list(result.config.items.families)})",
         }
         for split, d in result.data.items()
@@ -136,7 +136,9 @@ def _environment(result: StudyResult) -> dict[str, Any]:
     }
 
 
-def build_report(result: StudyResult, truncation: dict[str, Any], figures: list[str]) -> dict:
+def build_report(
+    result: StudyResult, truncation: dict[str, Any], figures: list[str]
+) -> dict[str, Any]:
     """The ``report.json`` object (see the module docstring)."""
     fals = result.falsification
     skipped = {**{f"falsification:{k}": v for k, v in fals.skipped.items()}, **result.skipped}

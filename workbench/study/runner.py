@@ -23,18 +23,19 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 
 from interventions import SidecarResult, SweepResult
-from workbench.domains import check_item, make_split
-from workbench.progress import console
+from probes.baselines import ConfoundCheck, confound_check
+from probes.depth import DepthCurve, depth_curve
+from workbench.core.progress import console
+from workbench.labels.domains import check_item, make_split
 from workbench.study.cache import Stage, stage_key
 from workbench.study.collect import H_LAST, SplitData, collect_split, format_items
 from workbench.study.config import SPLIT_NAMES, StudyConfig, chat_flag, load_config
-from workbench.study.confounds import ConfoundCheck, confound_check
-from workbench.study.depth import DepthCurve, depth_curve
 from workbench.study.falsification import Falsification, dispositions_json, run_falsification
 from workbench.study.gating import gate_split
 from workbench.study.heads import AttributionOutcome, run_attribution, run_tempering
 from workbench.study.labels import Checker, SplitLabels, label_split
 from workbench.study.models import ModelPool
+from workbench.study.result import StudyResult
 from workbench.study.second import SecondSplit, collect_second
 from workbench.study.traces import TokenTrace, load_traces, pick_examples, save_traces, trace_tokens
 
@@ -52,33 +53,6 @@ class _Clock:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-
-
-@dataclass
-class StudyResult:
-    """Everything a study produced; :mod:`workbench.study.report` turns it into JSON and HTML."""
-
-    config: StudyConfig
-    out: Path
-    data: dict[str, SplitData]
-    labels: dict[str, SplitLabels]
-    second: dict[str, SecondSplit] | None
-    falsification: Falsification
-    confounds: ConfoundCheck | None
-    depth: DepthCurve | None
-    dispositions: dict[str, Any]
-    attribution: AttributionOutcome
-    sweep: SweepResult | None
-    sidecar: SidecarResult | None
-    traces: list[TokenTrace]
-    trace_head: tuple[int, int] | None
-    skipped: dict[str, str]
-    cache: dict[str, str]
-    models: dict[str, Any]
-    seconds: dict[str, float]
-    n_layers: int
-    threads: int = 0
-    report_path: Path | None = None
 
 
 def auto_threads() -> int:

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.capture import capture
-from workbench.generation import generate
-from workbench.items import Item
-from workbench.store import FeatureStore
+from workbench.core.items import Item
+from workbench.core.store import FeatureStore
+from workbench.model.capture import capture
+from workbench.model.generation import generate
 from workbench.study.cache import Stage, model_identity, stage_key
 from workbench.study.collect import (
     H_LAST,

@@ -25,12 +25,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from einops import rearrange
 
-from workbench.hooks import Hook, attach
-from workbench.models import LoadedModel
-from workbench.progress import progress_bar
-from workbench.store import atomic_write_bytes, atomic_write_json
-from workbench.tokens import encode_prompt
+from workbench.core.progress import progress_bar
+from workbench.core.store import atomic_write_bytes, atomic_write_json
+from workbench.model.hooks import Hook, attach
+from workbench.model.loaded import LoadedModel
+from workbench.model.tokens import encode_prompt
 
 __all__ = ["TokenTrace", "load_traces", "pick_examples", "save_traces", "trace_tokens"]
 
@@ -95,7 +96,7 @@ def _keep_head_norms(
 ) -> Callable[..., None]:
     def hook(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
         x = args[0].detach()
-        store[f"norms_{layer}"] = x.reshape(*x.shape[:-1], n_heads, -1).norm(dim=-1)
+        store[f"norms_{layer}"] = rearrange(x, "... (h d) -> ... h d", h=n_heads).norm(dim=-1)
 
     return hook
 

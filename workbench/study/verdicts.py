@@ -19,8 +19,8 @@ import numpy as np
 
 from interventions import SidecarResult, SweepResult
 from probes import FalsificationReport, StepResult
-from workbench.study.confounds import ConfoundCheck
-from workbench.study.depth import DepthCurve
+from probes.baselines import ConfoundCheck
+from probes.depth import DepthCurve
 from workbench.study.heads import AttributionOutcome
 
 __all__ = [

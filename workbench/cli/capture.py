@@ -1,0 +1,95 @@
+"""The model-side commands: ``workbench models`` and ``workbench capture``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from workbench.core.progress import console
+
+__all__ = ["register"]
+
+
+def models() -> None:
+    """List the embedded model aliases and where each resolves."""
+    from workbench.model.embedded import EMBEDDED
+
+    for alias, entry in EMBEDDED.items():
+        state = (
+            "materialised"
+            if (entry.cache_dir() / "config.json").is_file()
+            else (
+                "installed, dequantised on first load"
+                if entry.installed()
+                else f"not installed ({entry.package})"
+            )
+        )
+        print(f"{alias}\t{entry.description}\t{entry.quantization}\t{entry.cache_dir()}\t{state}")
+
+
+def capture(
+    model: Annotated[
+        str, typer.Option(help="Alias (see `workbench models`), model directory or hub id.")
+    ],
+    items: Annotated[
+        Path, typer.Option(help="JSONL with id, prompt, optional response and labels.")
+    ],
+    site: Annotated[
+        list[str],
+        typer.Option(help="Site to capture; repeat. head_in(*) means every attention layer."),
+    ],
+    out: Annotated[Path, typer.Option(help="Feature-store directory (resumes a killed run).")],
+    batch_size: int = 8,
+    shard_size: int = 256,
+    max_response_tokens: int = 512,
+    dtype: str = "float32",
+    device: str = "cpu",
+    chat_template: Annotated[
+        bool, typer.Option(help="Render prompts with the chat template when the tokenizer has one.")
+    ] = True,
+    adapter: Annotated[
+        Path | None,
+        typer.Option(
+            help="PEFT adapter directory (from scripts/train_lora.py) on top of the model."
+        ),
+    ] = None,
+    trust_remote_code: bool = False,
+    progress: bool = True,
+) -> None:
+    """Capture sites at the final token of prompt + response into a feature store."""
+    from workbench.core.items import read_items
+    from workbench.core.sites import expand_sites
+    from workbench.model.capture import capture_to_store
+    from workbench.model.loading import load_model
+
+    rows = read_items(items)
+    lm = load_model(
+        model,
+        dtype=dtype,
+        device=device,
+        adapter=adapter,
+        trust_remote_code=trust_remote_code,
+        progress=console.print,
+    )
+    sites = expand_sites(site, lm.layout.layers_with_attention)
+    store = capture_to_store(
+        lm,
+        rows,
+        sites,
+        out,
+        shard_size=shard_size,
+        batch_size=batch_size,
+        max_response_tokens=max_response_tokens,
+        chat_template=None if chat_template else False,
+        progress=progress,
+    )
+    for name in store.sites:
+        console.print(f"{name}: {tuple(store.load(name).shape)}")
+    console.print(f"wrote {store.n_items} items to {out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("models")(models)
+    app.command("capture")(capture)

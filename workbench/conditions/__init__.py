@@ -1,0 +1,1 @@
+"""Generated conditions, their scorers, comparison of conditions, the LoRA training library."""

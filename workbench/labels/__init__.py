@@ -1,0 +1,1 @@
+"""Where labels come from: task domains with checkers, the verbal classifier, coverage, the judge."""

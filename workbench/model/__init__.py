@@ -1,0 +1,4 @@
+"""The model side: loading, layouts, hooks, site readers, tokens, capture, generation, backends.
+
+Imports only ``workbench.core`` from the rest of the project.
+"""

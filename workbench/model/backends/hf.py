@@ -1,0 +1,136 @@
+"""The default backend: plain ``transformers`` with PyTorch hooks.
+
+Capture and generation are :func:`workbench.model.capture.capture` and
+:func:`workbench.model.generation.generate`; tempering is a forward pre-hook on each
+tempered layer's ``o_proj`` scaling its input, attached for the duration of
+the context and removed in ``finally``.
+
+Scaling past one machine: load with ``device_map="auto"`` (accelerate places
+the layers over every visible GPU, then CPU), and this backend works unchanged,
+hooks included, since each hook runs on its module's device::
+
+    lm = load_model("Qwen/Qwen3-32B", dtype="bfloat16", device_map="auto")
+    backend = HFBackend(lm)
+
+>>> backend = HFBackend(lm)  # doctest: +SKIP
+>>> with backend.temper({(3, 1): 0.5}):  # doctest: +SKIP
+...     gens = backend.generate(["What is 2+2?"], max_new_tokens=8)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from workbench.core.sites import Site
+from workbench.model.backends.base import Heads, ItemsLike, final_token, logits_via
+from workbench.model.backends.heads import HeadScales, scale_last_axis
+from workbench.model.capture import CaptureResult, capture
+from workbench.model.generation import Generations, generate
+from workbench.model.hooks import Hook, attach, stop_forward_allowed
+from workbench.model.loaded import LoadedModel
+from workbench.model.readers import SiteReader
+from workbench.model.tokens import DEFAULT_MAX_RESPONSE_TOKENS, Batch
+
+__all__ = ["HFBackend"]
+
+
+def _scale_hook(vector: torch.Tensor, where: str) -> Callable[..., tuple[Any, ...]]:
+    def hook(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (scale_last_axis(args[0], vector, where), *args[1:])
+
+    return hook
+
+
+class HFBackend:
+    """PyTorch hooks on the ``transformers`` module tree (see the module docstring).
+
+    Args:
+        lm: a loaded model (:func:`workbench.model.loading.load_model` or ``wrap_model``).
+    """
+
+    name = "hf"
+
+    def __init__(self, lm: LoadedModel) -> None:
+        self.lm = lm
+
+    def __repr__(self) -> str:
+        return f"HFBackend({self.lm.name!r})"
+
+    def capture(
+        self,
+        items: ItemsLike,
+        sites: Sequence[str | Site],
+        *,
+        batch_size: int = 8,
+        max_response_tokens: int = DEFAULT_MAX_RESPONSE_TOKENS,
+        chat_template: bool | None = None,
+        padding_side: str = "left",
+    ) -> CaptureResult:
+        """:func:`workbench.model.capture.capture` (tempering applies when active)."""
+        return capture(
+            self.lm,
+            items,
+            sites,
+            batch_size=batch_size,
+            max_response_tokens=max_response_tokens,
+            chat_template=chat_template,
+            padding_side=padding_side,
+        )
+
+    def _forward(
+        self, batch: Batch, reader: SiteReader | None, want_logits: bool
+    ) -> torch.Tensor | None:
+        hooks = reader.hooks() if reader is not None else []
+        with torch.inference_mode(), attach(hooks), stop_forward_allowed():
+            out = self.lm.model(
+                input_ids=batch.input_ids,
+                attention_mask=batch.attention_mask,
+                position_ids=batch.position_ids,
+                use_cache=False,
+            )
+            return final_token(out.logits, batch) if want_logits else None
+
+    def logits(
+        self, items: ItemsLike, *, batch_size: int = 8, chat_template: bool | None = None
+    ) -> np.ndarray:
+        """Final-token logits of prompt + response, ``(n_items, vocab)`` float32."""
+        return logits_via(
+            self.lm, items, self._forward, batch_size=batch_size, chat_template=chat_template
+        )
+
+    @contextlib.contextmanager
+    def temper(self, heads: Heads) -> Iterator[None]:
+        """Scale heads' ``o_proj`` inputs while active (pre-hooks, removed in ``finally``).
+
+        >>> with HFBackend(lm).temper({(3, 1): 0.0}):  # doctest: +SKIP
+        ...     ablated = HFBackend(lm).logits(items)
+        """
+        scales = HeadScales.build(self.lm.layout, heads)
+        hooks = [
+            Hook(self.lm.layout.o_proj(layer), "pre", _scale_hook(v, f"layer {layer} o_proj input"))
+            for layer, v in scales.vectors.items()
+        ]
+        with attach(hooks):
+            yield
+
+    def generate(
+        self,
+        items: ItemsLike,
+        *,
+        max_new_tokens: int = 16,
+        batch_size: int = 8,
+        chat_template: bool | None = None,
+    ) -> Generations:
+        """Greedy :func:`workbench.model.generation.generate` (tempering applies when active)."""
+        return generate(
+            self.lm,
+            items,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            chat_template=chat_template,
+        )
