@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike
 
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 __all__ = ["KINDS", "Confound", "check_confounds", "encode"]
 

@@ -41,7 +41,7 @@ from threadpoolctl import threadpool_limits
 from probes._checks import as_features, check_C
 from probes.batched_logistic import fit_batched
 from probes.metrics import _auc_from_ranks
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 __all__ = ["DEFAULT_N_PERM", "FamilywiseNull", "max_statistic_null", "screen_null"]
 

@@ -27,7 +27,7 @@ from numpy.typing import ArrayLike
 from probes.disposition import DispositionTable, _as_assert, _as_binary, disposition_table
 from probes.metrics import AUCResult, auc_with_ci
 from probes.taxonomy import Diagnosis, diagnose
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 __all__ = [
     "DispositionSummary",

@@ -13,7 +13,7 @@ from probes.confound_inputs import Confound
 from probes.erasure import decodability, leace_erase
 from probes.incremental import incremental_validity
 from probes.stratified import strata_of, stratified_auc
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 FAST = {"n_boot": 200, "n_perm": 200, "n_control": 0}
 SEEDS = range(5)

@@ -12,7 +12,7 @@ from sklearn.preprocessing import StandardScaler
 from probes import LinearProbe
 from probes.batched_logistic import fit_batched
 from probes.familywise import _shuffles, max_statistic_null, screen_null
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 
 @pytest.mark.parametrize("n, d, C", [(80, 6, 1.0), (50, 200, 0.1), (50, 200, 1.0)])

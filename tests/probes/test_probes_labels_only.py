@@ -8,7 +8,7 @@ import pytest
 from probes.labels import load_labels, load_values, record_ids
 from probes.labels_only import auc_from_number, diagnose_labels, disposition, summarise_values
 from probes.metrics import AUCResult
-from workbench.errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 
 def test_disposition_on_the_paper_gemma_file(artifacts):
