@@ -10,8 +10,8 @@ missing or null is unlabelled (NaN) and left out of the statistics, counted in
 the report; a field missing from every item is an error.
 
 Labels are matched to features by item id whenever both sides carry ids (a
-feature store's manifest on one side, records with an ``id`` field on the
-other): the label file may list the items in any order or hold more items
+feature store's manifest on one side, records with an ``id`` field, or the
+paper's ``i``, on the other): the label file may list the items in any order or hold more items
 than the features; a feature item with no label record is an error. Without
 ids on either side, labels are matched by order and the lengths must agree.
 
@@ -39,9 +39,11 @@ __all__ = [
     "label_fields",
     "load_features",
     "load_labels",
+    "load_values",
     "parse_spec",
     "raw_values",
     "read_label_file",
+    "record_ids",
 ]
 
 MISSING = object()
@@ -192,19 +194,32 @@ def _to_float(v: Any, i: int, field: str, path: Path) -> float:
     )
 
 
+ID_KEYS = ("id", "i")
+"""Record fields read as item ids, first found wins (the paper's files use ``i``)."""
+
+
 def _record_ids(data: Any, path: Path) -> list[str] | None:
-    """The ``id`` of every record, or None when the records do not all carry one."""
+    """Every record's id (:data:`ID_KEYS`), or None when the records do not all carry one."""
     records = _records(data)
-    if not records or not all(isinstance(r, dict) and r.get("id") is not None for r in records):
+    if not records or not all(isinstance(r, dict) for r in records):
         return None
-    ids = [str(r["id"]) for r in records]
+    key = next((k for k in ID_KEYS if all(r.get(k) is not None for r in records)), None)
+    if key is None:
+        return None
+    ids = [str(r[key]) for r in records]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise WorkbenchError(f"{path} holds item id {dup!r} more than once: ids must be unique")
     return ids
 
 
-def _align(values: list[Any] | np.ndarray, data: Any, ids: list[str], path: Path) -> Any:
+def _align(
+    values: list[Any] | np.ndarray,
+    data: Any,
+    ids: list[str],
+    path: Path,
+    what: str = "label for feature item",
+) -> Any:
     """``values`` reordered to the features' item ``ids`` (unchanged without label ids)."""
     label_ids = _record_ids(data, path)
     if label_ids is None or label_ids == ids:
@@ -213,10 +228,49 @@ def _align(values: list[Any] | np.ndarray, data: Any, ids: list[str], path: Path
     missing = [item for item in ids if item not in where]
     if missing:
         raise WorkbenchError(
-            f"{path} has no label for feature item {missing[0]!r} ({len(missing)} of {len(ids)} "
-            "missing): pass the label file written for the captured items"
+            f"{path} has no {what} {missing[0]!r} ({len(missing)} of {len(ids)} missing): "
+            "pass a file with a record for every item"
         )
     return [values[where[item]] for item in ids]
+
+
+def record_ids(spec: str) -> list[str] | None:
+    """Item ids of a label file's records (``id`` or ``i``), None when they carry none."""
+    path = parse_spec(spec)[0]
+    return _record_ids(read_label_file(path), path)
+
+
+def load_values(
+    spec: str, *, ids: list[str] | None = None, what: str = "value for item"
+) -> np.ndarray:
+    """Per-item floats from ``PATH[:FIELD]`` without thresholding (NaN = missing).
+
+    >>> import json, pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.json"
+    >>> _ = p.write_text(json.dumps({"items": [{"i": 1, "c": 0.25}, {"i": 0, "c": 0.5}]}))
+    >>> load_values(f"{p}:c", ids=["0", "1"]).tolist()
+    [0.5, 0.25]
+    """
+    path, field, threshold = parse_spec(spec)
+    if threshold is not None:
+        raise WorkbenchError(f"{spec!r}: drop the '>= T' to read the values unthresholded")
+    return _values(path, field, ids, what)
+
+
+def _values(path: Path, field: str | None, ids: list[str] | None, what: str) -> np.ndarray:
+    data = read_label_file(path)
+    raw = raw_values(data, field, path)
+    if ids is not None:
+        raw = _align(raw, data, ids, path, what)
+    name = field or path.name
+    if isinstance(raw, np.ndarray):
+        if raw.dtype.kind not in "biuf" or raw.ndim != 1:
+            raise WorkbenchError(
+                f"{path} array {name!r} has dtype {raw.dtype} and shape {raw.shape}: "
+                "pass a 1-D numeric array"
+            )
+        return raw.astype(np.float64)
+    return np.array([_to_float(v, i, name, path) for i, v in enumerate(raw)], dtype=np.float64)
 
 
 def feature_ids(spec: str) -> list[str] | None:
@@ -250,20 +304,8 @@ def load_labels(
     """
     path, field, spec_threshold = parse_spec(spec)
     threshold = spec_threshold if spec_threshold is not None else threshold
-    data = read_label_file(path)
-    raw = raw_values(data, field, path)
-    if ids is not None:
-        raw = _align(raw, data, ids, path)
+    values = _values(path, field, ids, "label for feature item")
     name = field or path.name
-    if isinstance(raw, np.ndarray):
-        if raw.dtype.kind not in "biuf" or raw.ndim != 1:
-            raise WorkbenchError(
-                f"{path} array {name!r} has dtype {raw.dtype} and shape {raw.shape}: "
-                "pass a 1-D numeric array"
-            )
-        values = raw.astype(np.float64)
-    else:
-        values = np.array([_to_float(v, i, name, path) for i, v in enumerate(raw)])
     known = ~np.isnan(values)
     if threshold is not None:
         return np.where(known, (values >= threshold).astype(np.float64), np.nan)

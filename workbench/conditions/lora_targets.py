@@ -1,4 +1,4 @@
-"""Which modules LoRA wraps: ``attn`` (q, k, v, o projections) or ``all`` (+ MLP).
+r"""Which modules LoRA wraps: ``attn`` (q, k, v, o projections) or ``all`` (+ MLP).
 
 The pattern is built from the model's resolved layout (:mod:`workbench.model.layouts`),
 so it names decoder-layer modules only (never ``lm_head``) and separates GPT-2's
