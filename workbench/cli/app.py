@@ -62,7 +62,7 @@ class _Commands(TyperGroup):
     same exit codes and messages as the ``workbench`` script.
     """
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
         try:
             return super().invoke(ctx)
         except WorkbenchError as e:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from workbench.core.progress import console
+from workbench.core.progress import say
 
 __all__ = ["register"]
 
@@ -71,7 +71,7 @@ def capture(
         device=device,
         adapter=adapter,
         trust_remote_code=trust_remote_code,
-        progress=console.print,
+        progress=say,
     )
     sites = expand_sites(site, lm.layout.layers_with_attention)
     store = capture_to_store(
@@ -86,8 +86,8 @@ def capture(
         progress=progress,
     )
     for name in store.sites:
-        console.print(f"{name}: {tuple(store.load(name).shape)}")
-    console.print(f"wrote {store.n_items} items to {out}")
+        say(f"{name}: {tuple(store.load(name).shape)}")
+    say(f"wrote {store.n_items} items to {out}")
 
 
 def register(app: typer.Typer) -> None:

@@ -149,12 +149,8 @@ class Condition:
     def rows(self) -> list[dict[str, Any]]:
         """The ``generations.jsonl`` rows."""
         out = []
+        check_labels(self.items)
         for item, gen in zip(self.items, self.generations, strict=True):
-            clash = sorted(set(item.labels) & set(_FIELDS))
-            if clash:
-                raise WorkbenchError(
-                    f"item {item.id!r} has a label named {clash[0]!r}, which a condition row uses: rename it"
-                )
             row = gen.to_json()
             if item.id in self.scores:
                 row["scores"] = dict(self.scores[item.id])
@@ -177,6 +173,16 @@ class Condition:
             (path / JUDGE_RUN_FILE).unlink()  # a stale judge run of other responses
         atomic_write_json(path / CONDITION_FILE, self.to_json())
         return dataclasses.replace(self, path=path)
+
+
+def check_labels(items: Sequence[Item]) -> None:
+    """Refuse an item label whose name a condition row uses (checked before generating)."""
+    for item in items:
+        clash = sorted(set(item.labels) & set(_FIELDS))
+        if clash:
+            raise WorkbenchError(
+                f"item {item.id!r} has a label named {clash[0]!r}, which a condition row uses: rename it"
+            )
 
 
 def _check_judge(judge: JudgeRun, generations: Sequence[Generation], where: str) -> None:

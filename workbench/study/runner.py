@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from threadpoolctl import threadpool_limits
 
 from interventions import SidecarResult, SweepResult
@@ -131,7 +132,7 @@ def run_study(
         if config.second_model.enabled:
             second = {}
             for split in ("train", "fresh"):
-                say(f"[bold]second model[/] {config.second_model.name} on {split}")
+                say(f"[bold]second model[/] {escape(config.second_model.name)} on {split}")
                 with clock.stage("second model"):
                     second[split] = collect_second(
                         data[split], labels[split].array("correct"), config, out, models,
