@@ -50,7 +50,7 @@ def _layers(spec: str) -> np.ndarray:
     if path.suffix.lower() == ".npz":
         arrays = load_npz(path)
         arr = arrays.get(key or "X")
-        if arr is not None and arr.ndim == 3:
+        if arr is not None and arr.ndim == 3 and arr.dtype.kind in "biuf" and arr.size:
             return arr
     return load_features(spec)
 

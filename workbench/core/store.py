@@ -370,4 +370,9 @@ def load_feature_matrix(path: str | Path, site: str | None = None, key: str = "X
                 "name the array with PATH:NAME"
             )
         X = arrays[name]
+        if X.dtype.kind not in "biuf" or X.ndim < 2 or X.size == 0:
+            raise WorkbenchError(
+                f"{path} array {name!r} has dtype {X.dtype} and shape {X.shape}: pass a "
+                "non-empty numeric array of shape (items, features)"
+            )
     return X.reshape(X.shape[0], -1).astype(np.float32, copy=False)

@@ -240,13 +240,13 @@ class TemperingConfig:
 
     def __post_init__(self) -> None:
         _check_split(self.split, "tempering")
+        bad = [x for x in self.lambdas if not (math.isfinite(x) and x >= 0)]
+        if bad:  # named before the missing reference: [-1.0] is wrong for its -1 first
+            raise _fail("tempering", f"lambdas has {bad[0]}: use finite values >= 0")
         if 1.0 not in self.lambdas:
             raise _fail("tempering", f"lambdas = {list(self.lambdas)}: include 1.0, the reference")
         if len(self.seeds) < 2:
             raise _fail("tempering", "seeds: give 2 or more so a change can be told from a draw")
-        bad = [x for x in self.lambdas if not (math.isfinite(x) and x >= 0)]
-        if bad:
-            raise _fail("tempering", f"lambdas has {bad[0]}: use finite values >= 0")
         if self.n_items < 1 or self.max_new_tokens < 1:
             raise _fail("tempering", "n_items and max_new_tokens must be >= 1")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
@@ -365,15 +365,20 @@ class StudyConfig:
     def from_toml(cls, path: str | Path) -> StudyConfig:
         path = Path(path)
         if not path.is_file():
+            what = "is a directory" if path.is_dir() else "does not exist"
             raise WorkbenchError(
-                f"config file {path} does not exist: pass a TOML file such as workbench/configs/demo.toml"
+                f"config file {path} {what}: pass a TOML file such as workbench/configs/demo.toml"
             )
         if tomllib is None:
             raise WorkbenchError(
                 "reading a study TOML on Python 3.10 needs tomli: pip install tomli (or use 3.11+)"
             )
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        except UnicodeDecodeError:
+            raise WorkbenchError(
+                f"config file {path} is not UTF-8 text: save it as UTF-8"
+            ) from None
         except tomllib.TOMLDecodeError as e:
             raise WorkbenchError(f"config file {path} is not valid TOML ({e}): fix it") from None
         return cls.from_dict(data)
