@@ -55,6 +55,10 @@ def os_error_message(e: OSError) -> str:
     return where + _OS_FIXES.get(e.errno or 0, f"{e.strerror or e}")
 
 
+#: click's UsageError as typer vendors it (typer exports only its BadParameter subclass).
+_USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]
+
+
 class _Commands(TyperGroup):
     """Turns the workbench's own errors into one line on stderr and exit code 2.
 
@@ -67,6 +71,11 @@ class _Commands(TyperGroup):
             return super().invoke(ctx)
         except WorkbenchError as e:
             typer.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+        except _USAGE_ERROR as e:  # a bad option value: one line too, with where to look
+            where = getattr(e, "ctx", None)
+            command = where.command_path if where is not None else "workbench"
+            typer.echo(f"error: {e.format_message()} (see {command} --help)", err=True)  # type: ignore[attr-defined]
             ctx.exit(2)
         except KeyboardInterrupt:
             typer.echo("interrupted: completed shards and cached results are kept", err=True)

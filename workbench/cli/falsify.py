@@ -172,17 +172,6 @@ def falsify_command(
             )
             second_labels = (ty2, fy2)
 
-    matched = {k: v.matched_by for k, v in read.items()}
-    for what, how in matched.items():
-        if how == "order":
-            say(
-                f"note: {what} labels follow file order (the label file or the features carry no item ids)"
-            )
-    for what, labels in [("train", y), ("fresh", yf)] + [
-        (f"axis {k} {s}", v[i]) for k, v in axes.items() for i, s in enumerate(("train", "fresh"))
-    ]:
-        _note_missing(what, labels)
-
     estimator = {"linear": LinearProbe(), "mlp": MLPProbe(), "mass-mean": MassMeanProbe()}[probe]
     Cs = tuple(C) if C else (1.0,)
     with console.status("checking inputs") as status:
@@ -207,7 +196,14 @@ def falsify_command(
         )
         outputs: dict[str, bytes] = {
             "report.json": (
-                json.dumps({**report.to_json(), "labels_matched_by": matched}, indent=2) + "\n"
+                json.dumps(
+                    {
+                        **report.to_json(),
+                        "labels_matched_by": {k: v.matched_by for k, v in read.items()},
+                    },
+                    indent=2,
+                )
+                + "\n"
             ).encode(),
             "report.md": report.to_markdown().encode(),
         }
@@ -230,6 +226,17 @@ def falsify_command(
     stale = out / "figures.html"
     if "figures.html" not in outputs and stale.exists():
         stale.unlink()  # an earlier run's figures must not sit beside this report
+
+    matched = {k: v.matched_by for k, v in read.items()}
+    for what, how in matched.items():
+        if how == "order":
+            say(
+                f"note: {what} labels follow file order (the label file or the features carry no item ids)"
+            )
+    for what, labels in [("train", y), ("fresh", yf)] + [
+        (f"axis {k} {s}", v[i]) for k, v in axes.items() for i, s in enumerate(("train", "fresh"))
+    ]:
+        _note_missing(what, labels)
 
     say(f"verdict: {report.verdict}")
     for s in report.steps:

@@ -107,6 +107,18 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
+def _writable(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (tried: permissions, a read-only
+    disk and root's privileges all show; the probe file is removed at once)."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".workbench-probe-", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(probe)
+    return True
+
+
 def check_out_dir(path: str | Path, what: str = "--out") -> Path:
     """``path`` as a directory to write into, checked before any work is done.
 
@@ -117,7 +129,7 @@ def check_out_dir(path: str | Path, what: str = "--out") -> Path:
     path = Path(path)
     for p in (path, *path.parents):
         if p.is_dir():
-            if not os.access(p, os.W_OK | os.X_OK):
+            if not _writable(p):
                 where = (
                     "is not writable" if p == path else f"cannot be created: {p} is not writable"
                 )

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -340,7 +341,7 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
                 "save plain numeric arrays with np.savez"
             ) from None
         raise WorkbenchError(f"{path} is not a readable .npz ({e})") from None
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
         raise WorkbenchError(f"{path} is not a readable .npz ({e})") from None
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -48,6 +49,8 @@ __all__ = [
     "load_config",
 ]
 
+#: What ``[model] dtype`` may be (the names load_model accepts).
+DTYPES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
 SPLIT_NAMES = ("train", "fresh", "fresh_hard")
 AXES = ("correct", "asserts", "truncated")
 
@@ -103,6 +106,10 @@ class ModelConfig:
             raise _fail("model", "prompt_template must contain {prompt}")
         if self.batch_size < 1:
             raise _fail("model", f"batch_size = {self.batch_size}: use 1 or more")
+        if self.dtype not in DTYPES:
+            raise _fail("model", f"dtype = {self.dtype!r}: use one of {', '.join(DTYPES)}")
+        if not re.fullmatch(r"cpu|auto|mps|cuda(:\d+)?", self.device):
+            raise _fail("model", f"device = {self.device!r}: use cpu, cuda, cuda:N, mps or auto")
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,12 @@ class ItemsConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        from workbench.labels.domains import FAMILIES
+
+        unknown = [f for f in self.families if f not in FAMILIES]
+        if not self.families or unknown:
+            what = f"{unknown[0]!r} is unknown" if unknown else "is empty"
+            raise _fail("items", f"families {what}: use some of {', '.join(sorted(FAMILIES))}")
         for name in ("train", "fresh"):
             if getattr(self, name) < 2:
                 raise _fail("items", f"{name} = {getattr(self, name)}: a split needs 2+ items")
