@@ -87,21 +87,23 @@ def build(root: Path) -> dict[str, Path]:
     p["npz_pickle"] = root / "objX.npz"
     (root / "garbage.npz").write_bytes(b"PK\x03\x04 not really a zip")
     p["npz_garbage"] = root / "garbage.npz"
-    p["labels"] = _jsonl(root / "labels.jsonl", [{"id": i, "y": v} for i, v in zip(IDS, y)])
-    csv_text = "id,y\n" + "".join(f"{i},{v}\n" for i, v in zip(IDS, y))
+    p["labels"] = _jsonl(
+        root / "labels.jsonl", [{"id": i, "y": v} for i, v in zip(IDS, y, strict=True)]
+    )
+    csv_text = "id,y\n" + "".join(f"{i},{v}\n" for i, v in zip(IDS, y, strict=True))
     (root / "labels.csv").write_text(csv_text)
     p["labels_csv"] = root / "labels.csv"
     bad: dict[str, str | bytes] = {
         "null_id.jsonl": "".join(
             json.dumps({"id": None if k == 3 else i, "y": v}) + "\n"
-            for k, (i, v) in enumerate(zip(IDS, y))
+            for k, (i, v) in enumerate(zip(IDS, y, strict=True))
         ),
         "some_ids.jsonl": "".join(
             json.dumps({"id": i, "y": v} if k else {"y": v}) + "\n"
-            for k, (i, v) in enumerate(zip(IDS, y))
+            for k, (i, v) in enumerate(zip(IDS, y, strict=True))
         ),
         "bad_line5.jsonl": "".join(
-            json.dumps({"id": i, "y": v}) + "\n" for i, v in zip(IDS, y)
+            json.dumps({"id": i, "y": v}) + "\n" for i, v in zip(IDS, y, strict=True)
         ).replace('"q4", "y": 0}', '"q4", "y": 0'),
         "latin1.jsonl": '{"id": "q0", "y": 1, "note": "caf\xe9"}\n'.encode("latin-1"),
         "latin1.csv": "id,y,note\nq0,1,caf\xe9\n".encode("latin-1"),
@@ -114,14 +116,16 @@ def build(root: Path) -> dict[str, Path]:
         ),
         "dup_ids.jsonl": "".join(json.dumps({"id": "q0", "y": v}) + "\n" for v in y),
         "missing_item.jsonl": "".join(
-            json.dumps({"id": i, "y": v}) + "\n" for i, v in zip(IDS[:-1], y)
+            json.dumps({"id": i, "y": v}) + "\n" for i, v in zip(IDS[:-1], y[:-1], strict=True)
         ),
         "scalar.json": json.dumps({"y": 3}),
         "bad.json": '{"y": [1, 0,',
         "deep.json": "[" * 100000 + "]" * 100000,
         "empty.json": "",
         "number.json": "7",
-        "nested.json": json.dumps({"items": [{"id": i, "s": {"a": v}} for i, v in zip(IDS, y)]}),
+        "nested.json": json.dumps(
+            {"items": [{"id": i, "s": {"a": v}} for i, v in zip(IDS, y, strict=True)]}
+        ),
         "short_list.json": json.dumps([0, 1, 0]),
         "labels.txt": "0\n1\n",
         "bom_partial.csv": "\ufeffid,y\nq0,1\n,0\n",
