@@ -265,6 +265,8 @@ def falsify(
     (['pass', 'pass', 'not run', 'not run', 'not run', 'not run'], 'pass')
     """
     check_resampling(folds=folds, n_boot=n_boot, n_perm=n_perm, n_control=n_control)
+    if isinstance(n_last_layers, bool) or not isinstance(n_last_layers, int) or n_last_layers < 1:
+        raise WorkbenchError(f"n_last_layers={n_last_layers!r} must be an integer >= 1 (--last-n)")
     report = progress or (lambda _msg: None)
     if (fresh_X is None) != (fresh_y is None):
         raise WorkbenchError("fresh_X and fresh_y go together: pass both or neither")

@@ -121,21 +121,3 @@ def test_screen_errors():
         screen_null(a, y, [rng.normal(size=(20, 4))], y)
     with pytest.raises(WorkbenchError, match="n_perm=0"):
         screen_null(a, y, a, y, n_perm=0)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("what, members, width", [("depth curve", 30, 576), ("heads", 270, 64)])
-def test_screen_null_at_demo_scale_takes_under_a_minute(what, members, width):
-    """The demo's screens (about 110 train and 100 fresh items), 200 shuffles each.
-    Measured on a shared 2-core machine: about 11 s (30 x 576) and 26 s (270 x 64)."""
-    import time
-
-    rng = np.random.default_rng(0)
-    y, yf = rng.integers(0, 2, 110), rng.integers(0, 2, 100)
-    train = [rng.normal(size=(110, width)) for _ in range(members)]
-    fresh = [rng.normal(size=(100, width)) for _ in range(members)]
-    start = time.perf_counter()
-    r = screen_null(train, y, fresh, yf, n_perm=200)
-    elapsed = time.perf_counter() - start
-    print(f"{what}: {members} members of width {width}, 200 shuffles: {elapsed:.1f} s")
-    assert r.n_perm == 200 and elapsed < 60

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from workbench.core.progress import console
+from workbench.core.errors import WorkbenchError
+from workbench.core.progress import say
 
 __all__ = ["register"]
 
@@ -60,10 +61,20 @@ def capture(
 ) -> None:
     """Capture sites at the final token of prompt + response into a feature store."""
     from workbench.core.items import read_items
-    from workbench.core.sites import expand_sites
+    from workbench.core.sites import expand_sites, parse_sites
+    from workbench.core.store import check_out_dir
     from workbench.model.capture import capture_to_store
     from workbench.model.loading import load_model
 
+    check_out_dir(out)  # every input is checked before the weights load
+    for option, value in (
+        ("--batch-size", batch_size),
+        ("--shard-size", shard_size),
+        ("--max-response-tokens", max_response_tokens),
+    ):
+        if value < 1:
+            raise WorkbenchError(f"{option} {value} must be >= 1")
+    parse_sites([s.replace("*", "0") for s in site])  # the syntax; head_in(*) expands later
     rows = read_items(items)
     lm = load_model(
         model,
@@ -71,7 +82,7 @@ def capture(
         device=device,
         adapter=adapter,
         trust_remote_code=trust_remote_code,
-        progress=console.print,
+        progress=say,
     )
     sites = expand_sites(site, lm.layout.layers_with_attention)
     store = capture_to_store(
@@ -86,8 +97,8 @@ def capture(
         progress=progress,
     )
     for name in store.sites:
-        console.print(f"{name}: {tuple(store.load(name).shape)}")
-    console.print(f"wrote {store.n_items} items to {out}")
+        say(f"{name}: {tuple(store.load(name).shape)}")
+    say(f"wrote {store.n_items} items to {out}")
 
 
 def register(app: typer.Typer) -> None:

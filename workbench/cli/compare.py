@@ -63,24 +63,33 @@ def generate_command(
     With ``--score domain`` each row also holds ``scores.domain`` (1/0), a label
     source for ``workbench falsify --train-labels DIR/generations.jsonl:scores.domain``.
     """
-    from workbench.conditions.condition import CONDITION_FILE, build_condition
+    from workbench.conditions.condition import CONDITION_FILE, build_condition, check_labels
     from workbench.conditions.scorers import score_key
     from workbench.core.items import read_items
-    from workbench.core.progress import console
+    from workbench.core.progress import say
+    from workbench.core.store import check_out_dir
     from workbench.model.generation import generate
     from workbench.model.loading import load_model
 
+    check_out_dir(out)  # everything below is checked before any weights load
     if (out / CONDITION_FILE).exists() and not overwrite:
         raise WorkbenchError(f"{out} already holds a condition: pass a new --out or --overwrite")
+    if out.is_dir() and any(out.iterdir()) and not (out / CONDITION_FILE).exists():
+        raise WorkbenchError(
+            f"--out {out} is a folder that holds files but no condition: pass a new or empty folder"
+        )
     scorers = [_stored_scorer(spec) for spec in score or []]
     rows = read_items(items)
+    check_labels(rows)
+    for scorer in scorers:
+        scorer.check_items(rows)
     lm = load_model(
         model,
         adapter=adapter,
         dtype=dtype,
         device=device,
         trust_remote_code=trust_remote_code,
-        progress=console.print,
+        progress=say,
     )
     gens = generate(
         lm,
@@ -128,7 +137,7 @@ def _rescore(
     cond: Any, max_new_tokens: int, model: str | None, device: str, batch_size: int, judge: Any
 ) -> Any:
     from workbench.conditions.compare import rescore_condition
-    from workbench.core.progress import console
+    from workbench.core.progress import say
     from workbench.model.loading import load_model
 
     lm = None
@@ -138,7 +147,7 @@ def _rescore(
             adapter=cond.model.get("adapter"),
             dtype=str(cond.model.get("dtype", "float32")),
             device=device,
-            progress=console.print,
+            progress=say,
         )
     new = rescore_condition(cond, lm, max_new_tokens, batch_size=batch_size, progress=True)
     if judge is None:

@@ -50,14 +50,16 @@ def _layers(spec: str) -> np.ndarray:
     if path.suffix.lower() == ".npz":
         arrays = load_npz(path)
         arr = arrays.get(key or "X")
-        if arr is not None and arr.ndim == 3:
+        if arr is not None and arr.ndim == 3 and arr.dtype.kind in "biuf" and arr.size:
             return arr
     return load_features(spec)
 
 
-def _note_missing(console: Any, what: str, y: np.ndarray | None) -> None:
+def _note_missing(what: str, y: np.ndarray | None) -> None:
+    from workbench.core.progress import say
+
     if y is not None and np.isnan(y).any():
-        console.print(
+        say(
             f"note: {int(np.isnan(y).sum())} of {y.size} {what} items have no label and are "
             "left out of that trial"
         )
@@ -106,11 +108,12 @@ def falsify_command(
 
     from probes.axes import load_axis
     from probes.estimators import LinearProbe, MassMeanProbe, MLPProbe
-    from probes.labels import feature_ids, load_features, load_labels
+    from probes.labels import feature_ids, load_features, load_labels, read_labels
     from probes.pipeline import falsify
+    from workbench.core.progress import say
     from workbench.core.store import atomic_write_bytes, check_out_dir
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, markup=False, highlight=False)
     check_out_dir(out)
     if probe not in PROBES:
         raise WorkbenchError(f"--probe {probe!r} is unknown: pass one of {', '.join(PROBES)}")
@@ -125,13 +128,11 @@ def falsify_command(
         X = load_features(train)
         train_ids = feature_ids(train)  # labels follow these ids when their records carry ids
         fresh_ids = feature_ids(fresh) if fresh else None
-        y = load_labels(train_labels, threshold=threshold, ids=train_ids)
+        read = {"train": read_labels(train_labels, threshold=threshold, ids=train_ids)}
         Xf = load_features(fresh) if fresh else None
-        yf = (
-            load_labels(fresh_labels, threshold=threshold, ids=fresh_ids)
-            if fresh and fresh_labels
-            else None
-        )
+        if fresh and fresh_labels:
+            read["fresh"] = read_labels(fresh_labels, threshold=threshold, ids=fresh_ids)
+        y, yf = read["train"].values, read["fresh"].values if "fresh" in read else None
         axes = {}
         for text in axis or []:
             name, t_spec, f_spec = _split_axis(text)
@@ -171,11 +172,6 @@ def falsify_command(
             )
             second_labels = (ty2, fy2)
 
-    for what, labels in [("train", y), ("fresh", yf)] + [
-        (f"axis {k} {s}", v[i]) for k, v in axes.items() for i, s in enumerate(("train", "fresh"))
-    ]:
-        _note_missing(console, what, labels)
-
     estimator = {"linear": LinearProbe(), "mlp": MLPProbe(), "mass-mean": MassMeanProbe()}[probe]
     Cs = tuple(C) if C else (1.0,)
     with console.status("checking inputs") as status:
@@ -199,7 +195,16 @@ def falsify_command(
             progress=status.update,
         )
         outputs: dict[str, bytes] = {
-            "report.json": (json.dumps(report.to_json(), indent=2) + "\n").encode(),
+            "report.json": (
+                json.dumps(
+                    {
+                        **report.to_json(),
+                        "labels_matched_by": {k: v.matched_by for k, v in read.items()},
+                    },
+                    indent=2,
+                )
+                + "\n"
+            ).encode(),
             "report.md": report.to_markdown().encode(),
         }
         if figures:
@@ -222,13 +227,24 @@ def falsify_command(
     if "figures.html" not in outputs and stale.exists():
         stale.unlink()  # an earlier run's figures must not sit beside this report
 
-    console.print(f"verdict: [bold]{report.verdict}[/bold]")
+    matched = {k: v.matched_by for k, v in read.items()}
+    for what, how in matched.items():
+        if how == "order":
+            say(
+                f"note: {what} labels follow file order (the label file or the features carry no item ids)"
+            )
+    for what, labels in [("train", y), ("fresh", yf)] + [
+        (f"axis {k} {s}", v[i]) for k, v in axes.items() for i, s in enumerate(("train", "fresh"))
+    ]:
+        _note_missing(what, labels)
+
+    say(f"verdict: {report.verdict}")
     for s in report.steps:
-        console.print(f"  step {s.step} {s.title}: {s.verdict}")
+        say(f"  step {s.step} {s.title}: {s.verdict}")
     if report.diagnosis is not None:
         d = report.diagnosis
-        console.print(f"diagnosis: {d.verdict} ({', '.join(d.flags) or 'no flags'})")
-    console.print(f"wrote {', '.join(outputs)} to {out}")
+        say(f"diagnosis: {d.verdict} ({', '.join(d.flags) or 'no flags'})")
+    say(f"wrote {', '.join(outputs)} to {out}")
 
 
 def register(app: typer.Typer) -> None:

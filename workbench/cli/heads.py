@@ -60,17 +60,15 @@ def attribute_command(
     ] = 1.0,
 ) -> None:
     """Attribute a behaviour to attention heads: cohort A against cohort B, per head."""
-    from rich.console import Console
-
     from interventions.activations import layers_from_features
     from interventions.attribution import attribute_heads
     from interventions.cohorts import cohorts_from_labels
     from interventions.head_probes import head_probes
     from interventions.report import write_attribution_report
     from probes.labels import load_labels
+    from workbench.core.progress import say
     from workbench.core.store import FeatureStore, check_out_dir
 
-    console = Console(stderr=True)
     check_out_dir(out)
     store = FeatureStore(features)
     names = site or [s for s in store.sites if s.startswith("head_in")]
@@ -103,7 +101,7 @@ def attribute_command(
             y = np.where(cohorts[a], 1.0, np.where(cohorts[b], 0.0, np.nan))
             result = head_probes(layers, y, folds=folds, C=C)
         else:
-            console.print(f"note: head probes skipped: a cohort has fewer than {folds} items")
+            say(f"note: head probes skipped: a cohort has fewer than {folds} items")
     meta = {
         "features": str(features),
         "sites": names,
@@ -113,12 +111,12 @@ def attribute_command(
         "cohort_sizes": {k: int(v.sum()) for k, v in cohorts.items()},
     }
     paths = write_attribution_report(out, attr, result, meta=meta, top_k=top)
-    console.print(f"{a} n={attr.n_a} vs {b} n={attr.n_b}; top heads by magnitude d:")
+    say(f"{a} n={attr.n_a} vs {b} n={attr.n_b}; top heads by magnitude d:")
     for layer, head, d in attr.export("magnitude", min(top, 5)):
         h = attr.head(layer, head)
         flag = " [collinear]" if h.collinear else ""
-        console.print(f"  L{layer}.H{head}: d={d:+.3f} cos={h.cos:.3f}{flag}")
-    console.print(f"wrote {', '.join(p.name for p in paths.values())} to {out}")
+        say(f"  L{layer}.H{head}: d={d:+.3f} cos={h.cos:.3f}{flag}")
+    say(f"wrote {', '.join(p.name for p in paths.values())} to {out}")
 
 
 def temper_command(
@@ -158,7 +156,7 @@ def temper_command(
     from workbench.model.generation import DecodingConfig
     from workbench.model.loading import load_model
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, markup=False, highlight=False)  # paths print as written
     if at not in SITES:
         raise WorkbenchError(f"--at {at!r}: use one of {', '.join(SITES)}")
     targets: list[Any] = [parse_head(h) for h in head or []] if at != "mlp" else list(layer or [])

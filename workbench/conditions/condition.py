@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.errors import WorkbenchError
-from workbench.core.items import Item
+from workbench.core.items import Item, jsonl_lines
 from workbench.core.store import (
     atomic_write_bytes,
     atomic_write_json,
@@ -155,12 +155,8 @@ class Condition:
     def rows(self) -> list[dict[str, Any]]:
         """The ``generations.jsonl`` rows."""
         out = []
+        check_labels(self.items)
         for item, gen in zip(self.items, self.generations, strict=True):
-            clash = sorted(set(item.labels) & set(_FIELDS))
-            if clash:
-                raise WorkbenchError(
-                    f"item {item.id!r} has a label named {clash[0]!r}, which a condition row uses: rename it"
-                )
             row = gen.to_json()
             if item.id in self.scores:
                 row["scores"] = dict(self.scores[item.id])
@@ -183,6 +179,16 @@ class Condition:
             (path / JUDGE_RUN_FILE).unlink()  # a stale judge run of other responses
         atomic_write_json(path / CONDITION_FILE, self.to_json())
         return dataclasses.replace(self, path=path)
+
+
+def check_labels(items: Sequence[Item]) -> None:
+    """Refuse an item label whose name a condition row uses (checked before generating)."""
+    for item in items:
+        clash = sorted(set(item.labels) & set(_FIELDS))
+        if clash:
+            raise WorkbenchError(
+                f"item {item.id!r} has a label named {clash[0]!r}, which a condition row uses: rename it"
+            )
 
 
 def _check_judge(judge: JudgeRun, generations: Sequence[Generation], where: str) -> None:
@@ -261,9 +267,37 @@ def write_condition(
     return condition.write(path, overwrite=overwrite)
 
 
+_META_KEYS = ("format", "model", "decoding", "max_new_tokens", "items", "n_truncated",
+              "truncated_fraction", "judge")  # fmt: skip
+
+
+def _check_meta(meta: dict[str, Any], where: Path) -> DecodingConfig:
+    """The record's keys are the ones :meth:`Condition.to_json` writes; its decoding."""
+    missing = [k for k in ("model", "decoding", "items") if k not in meta]
+    unknown = [k for k in meta if k not in _META_KEYS]
+    if missing or unknown:
+        what = f"lacks key {missing[0]!r}" if missing else f"has unknown key {unknown[0]!r}"
+        raise WorkbenchError(f"{where} {what}: it was edited or is not a condition; regenerate it")
+    items, decoding = meta["items"], meta["decoding"]
+    if not isinstance(meta["model"], dict) or not isinstance(decoding, dict):
+        raise WorkbenchError(f"{where}: 'model' and 'decoding' must be objects; regenerate it")
+    if not (isinstance(items, dict) and isinstance(items.get("n"), int) and "sha256" in items):
+        raise WorkbenchError(f"{where}: 'items' must hold n and sha256; regenerate it")
+    fields = {f.name for f in dataclasses.fields(DecodingConfig)}
+    bad = [k for k in decoding if k not in fields]
+    if bad:
+        raise WorkbenchError(f"{where}: decoding has unknown key {bad[0]!r}; regenerate it")
+    try:
+        return DecodingConfig(**decoding)
+    except (TypeError, ValueError) as e:
+        raise WorkbenchError(f"{where}: decoding is invalid ({e}); regenerate it") from None
+
+
 def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise WorkbenchError(f"{what} {path} is not UTF-8 text: regenerate it") from None
     except json.JSONDecodeError as e:
         raise WorkbenchError(
             f"{what} {path} is not valid JSON ({e.msg} at line {e.lineno})"
@@ -303,19 +337,13 @@ def read_condition(path: str | Path) -> Condition:
     if not isinstance(meta, dict) or meta.get("format") != CONDITION_FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise WorkbenchError(f"{meta_path}: format {found!r} is not {CONDITION_FORMAT!r}")
+    decoding = _check_meta(meta, meta_path)
     gen_path = path / GENERATIONS_FILE
     if not gen_path.is_file():
         raise WorkbenchError(f"condition {path} has no {GENERATIONS_FILE}: regenerate it")
     items, gens, scores = [], [], {}
-    for lineno, line in enumerate(gen_path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{gen_path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise WorkbenchError(f"{where}: malformed JSON ({e.msg}, column {e.colno})") from None
-        item, gen, row_scores = _row(obj, where)
+    for lineno, obj in jsonl_lines(gen_path):
+        item, gen, row_scores = _row(obj, f"{gen_path}:{lineno}")
         items.append(item)
         gens.append(gen)
         if row_scores:
@@ -331,7 +359,7 @@ def read_condition(path: str | Path) -> Condition:
         _check_judge(judge, gens, str(path))
     return Condition(
         model=meta["model"],
-        decoding=DecodingConfig(**meta["decoding"]),
+        decoding=decoding,
         items=tuple(items),
         generations=tuple(gens),
         scores=scores,

@@ -196,6 +196,8 @@ RUN_KEY = (
     "max_response_tokens",
     "shard_size",
 )
+#: Settings each shard records: a resume may change them (features agree to float tolerance).
+SHARD_KEYS = ("batch_size", "padding_side", "device", "torch_version", "workbench_version")
 
 
 def capture_to_store(
@@ -253,7 +255,7 @@ def capture_to_store(
         }
         for it, e in zip(items, encoded, strict=True)
     ]
-    writer = StoreWriter(out, meta=meta, items=records, run_key=RUN_KEY)
+    writer = StoreWriter(out, meta=meta, items=records, run_key=RUN_KEY, shard_keys=SHARD_KEYS)
     writer.start()
     with progress_bar("capture", len(items), progress) as bar:
         bar.advance(writer.n_done)

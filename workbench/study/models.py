@@ -35,11 +35,16 @@ class ModelPool:
 
     def get(self, name: str) -> LoadedModel:
         if name not in self._models:
+            from rich.markup import escape
+
             from workbench.model.loading import load_model
 
-            self._say(f"loading model {name}")
+            self._say(f"loading model {escape(name)}")
             self._models[name] = load_model(
-                name, dtype=self.dtype, device=self.device, progress=self._say
+                name,
+                dtype=self.dtype,
+                device=self.device,
+                progress=lambda m: self._say(escape(m)),
             )
         return self._models[name]
 

@@ -20,14 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from threadpoolctl import threadpool_limits
 
 from interventions import SidecarResult, SweepResult
 from probes.baselines import ConfoundCheck, confound_check
 from probes.depth import DepthCurve, depth_curve
+from workbench.core.files import make_owned_dir
 from workbench.core.progress import console
 from workbench.labels.domains import check_item, make_split
-from workbench.study.cache import Stage, stage_key
+from workbench.study.cache import Stage, check_run_dir, stage_key
 from workbench.study.collect import H_LAST, SplitData, collect_split, format_items
 from workbench.study.config import SPLIT_NAMES, StudyConfig, chat_flag, load_config
 from workbench.study.falsification import Falsification, dispositions_json, run_falsification
@@ -103,7 +105,9 @@ def run_study(
     """
     config = config or load_config()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_run_dir(out, _stage_dirs(config, out))  # before any work: nothing lost, nothing deleted
+    if not out.exists():
+        make_owned_dir(out)
     say = console.print if progress else (lambda *_a, **_k: None)
     clock = _Clock()
     models = ModelPool(dtype=config.model.dtype, device=config.model.device, say=say)
@@ -128,7 +132,7 @@ def run_study(
         if config.second_model.enabled:
             second = {}
             for split in ("train", "fresh"):
-                say(f"[bold]second model[/] {config.second_model.name} on {split}")
+                say(f"[bold]second model[/] {escape(config.second_model.name)} on {split}")
                 with clock.stage("second model"):
                     second[split] = collect_second(
                         data[split], labels[split].array("correct"), config, out, models,
@@ -168,6 +172,15 @@ def run_study(
             result.report_path = write_report(result)
         clock.seconds["total"] = time.perf_counter() - start
     return result
+
+
+def _stage_dirs(config: StudyConfig, out: Path) -> list[Path]:
+    """Every stage folder this run may replace (checked before any work)."""
+    splits = [s for s in SPLIT_NAMES if config.items.count(s) > 0]
+    dirs = [out / "splits" / s / sub for s in splits for sub in ("short", "")]
+    if config.second_model.enabled:
+        dirs += [out / "second" / s for s in ("train", "fresh")]
+    return dirs + [out / "sweep", out / "traces"]
 
 
 def _falsify(
