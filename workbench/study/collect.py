@@ -34,7 +34,14 @@ from workbench.core.sites import parse_site
 from workbench.core.store import FeatureStore, StoreWriter, atomic_write_bytes
 from workbench.model.generation import Generation, generate
 from workbench.study.cache import Stage, model_identity, stage_key
-from workbench.study.config import StudyConfig, chat_flag
+from workbench.study.config import (
+    CaptureConfig,
+    GenerationConfig,
+    ModelConfig,
+    chat_flag,
+    section_json,
+)
+from workbench.study.context import StageContext
 from workbench.study.models import ModelPool
 
 __all__ = [
@@ -131,34 +138,34 @@ def write_features(path: Path, ids: Sequence[str], features: Mapping[str, np.nda
 def collect_split(
     name: str,
     items: Sequence[Item],
-    config: StudyConfig,
-    out: Path,
-    models: ModelPool,
+    ctx: StageContext,
     *,
-    use_cache: bool = True,
-    progress: bool = True,
+    model: ModelConfig,
+    generation: GenerationConfig,
+    capture: CaptureConfig,
 ) -> SplitData:
     """Answer and capture one split (or reuse the cached result); derive the short cap."""
-    cfg, gen = config.model, config.generation
+    cfg, gen, models, progress = model, generation, ctx.models, ctx.progress
     key = stage_key(
         "collect/1",
         model_identity(cfg.name),
-        config.section("model"),
-        config.section("items"),
+        section_json(model),
+        ctx.items_key,
         gen.max_new_tokens,
-        config.section("capture"),
+        section_json(capture),
         name,
     )
-    stage = Stage(out / "splits" / name, key)
+    stage = Stage(ctx.out / "splits" / name, key)
+    use_cache = ctx.use_cache
     reused = use_cache and stage.valid
     if not reused:
         lm = models.get(cfg.name)
         sites = study_sites(
             lm.layout.n_layers,
             lm.layout.layers_with_attention,
-            head_last_n=config.capture.head_last_n,
-            pooled_last_n=config.capture.pooled_last_n,
-            depth_curve=config.capture.depth_curve,
+            head_last_n=capture.head_last_n,
+            pooled_last_n=capture.pooled_last_n,
+            depth_curve=capture.depth_curve,
         )
         gens = generate(
             lm,

@@ -398,7 +398,7 @@ class StudyConfig:
 
     def section(self, name: str) -> dict[str, Any]:
         """One section as plain JSON values (what a cache key hashes)."""
-        return _plain(dataclasses.asdict(getattr(self, name)))
+        return section_json(getattr(self, name))
 
     def replace(self, section: str, **changes: Any) -> StudyConfig:
         """A copy with some keys of one section changed (validated again)."""
@@ -408,6 +408,15 @@ class StudyConfig:
 
     def to_json(self) -> dict[str, Any]:
         return {name: self.section(name) for name in _SECTIONS}
+
+
+def section_json(section: Any) -> dict[str, Any]:
+    """A config section (one of the frozen section dataclasses) as plain JSON values.
+
+    A stage hashes the sections it was given into its cache key, so the key says
+    exactly what the stage read.
+    """
+    return _plain(dataclasses.asdict(section))
 
 
 def _plain(obj: Any) -> Any:
