@@ -82,8 +82,8 @@ def _cases() -> list[tuple[str, list[str], str]]:
 
     # falsify: label files (defect 1 and its neighbours)
     for spec, words in [
-        ("{null_id.jsonl}:y", "record 4 has no id"),
-        ("{some_ids.jsonl}:y", "record 1 has no id"),
+        ("{null_id.jsonl}:y", "line 4 has no id"),
+        ("{some_ids.jsonl}:y", "line 1 has no id"),
         ("{bad_line5.jsonl}:y", ":5:"),
         ("{latin1.jsonl}:y", "not UTF-8"),
         ("{latin1.csv}:y", "not UTF-8"),
