@@ -428,6 +428,35 @@ def _cases() -> list[tuple[str, list[str], str]]:
     cases.append(("demo-out-file", ["demo", "--out", "{file}"], "is a file"))
     cases.append(("demo-out-readonly", ["demo", "--out", "{readonly}"], "not writable"))
     cases.append(("unknown-command", ["frobnicate"], "No such command"))
+    # a file of the user's that a command would overwrite in a folder it did not write
+    for name, argv in [
+        ("report.md", ["falsify", "--train", "{npz}", "--train-labels", "{labels}:y"]),
+        ("figures.html", ["falsify", "--train", "{npz}", "--train-labels", "{labels}:y"]),
+        ("attribution.html", ["attribute", "--features", "{store}", "--correct", "{labels}:y"]),
+        (
+            "sweep.json",
+            [
+                "temper",
+                "--model",
+                NO_MODEL,
+                "--items",
+                "{items}",
+                "--lambda",
+                "1.0",
+                "--head",
+                "1.1",
+            ],
+        ),
+        ("comparison.json", ["compare", "{cond_a}", "{cond_a}"]),
+        ("rescored/a/notes.txt", ["compare", "{cond_a}", "{cond_a}"]),
+    ]:
+        cases.append(
+            (
+                f"overwrite-{argv[0]}-{name}",
+                [*argv, "--out", f"{{userdir:{name}}}"],
+                name.split("/")[0],
+            )
+        )
     return cases
 
 
