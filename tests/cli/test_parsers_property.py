@@ -6,6 +6,7 @@ they name), head specs and study config files (TOML text and dicts).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import string
 from pathlib import Path
@@ -23,10 +24,8 @@ spec_text = st.one_of(st.text(alphabet=SPEC_CHARS, max_size=40), st.text(max_siz
 
 
 def _only_ours(call, *args):
-    try:
+    with contextlib.suppress(WorkbenchError):
         call(*args)
-    except WorkbenchError:
-        pass
 
 
 @FAST
@@ -79,7 +78,6 @@ json_values = st.recursive(
 @FAST
 @given(json_values, st.sampled_from(["y", "s.y", None]), st.booleans())
 def test_label_files_of_any_shape(tmp_path_factory, value, field, with_ids):
-    from probes.labels import load_labels
 
     root = tmp_path_factory.mktemp("labels")
     for name, text in {
