@@ -24,6 +24,14 @@ __all__ = ["ID_KEYS", "MISSING", "label_fields", "raw_values", "read_label_file"
 MISSING = object()
 
 
+class _Lines(list):  # type: ignore[type-arg]
+    """The records of a JSONL file, with the line number of each (for errors)."""
+
+    def __init__(self, records: list[Any], lines: list[int]) -> None:
+        super().__init__(records)
+        self.lines = lines
+
+
 def _text(path: Path) -> str:
     """The file as UTF-8 text, a byte-order mark removed."""
     try:
@@ -48,7 +56,8 @@ def read_label_file(path: Path) -> Any:
     if suffix == ".npz":
         return load_npz(path)
     if suffix == ".jsonl":
-        return [obj for _, obj in jsonl_lines(path)]
+        parsed = list(jsonl_lines(path))
+        return _Lines([obj for _, obj in parsed], [n for n, _ in parsed])
     if suffix == ".json":
         try:
             return json.loads(_text(path))
@@ -167,7 +176,11 @@ def record_ids(data: Any, path: Path) -> list[str] | None:
         return None
     for k, r in enumerate(records):
         if not isinstance(r, dict) or r.get(key) is None or str(r.get(key)).strip() == "":
-            where = f"row {k + 2}" if isinstance(data, dict) else f"record {k + 1}"
+            where = (
+                f"line {data.lines[k]}"
+                if isinstance(data, _Lines)
+                else (f"row {k + 2}" if isinstance(data, dict) else f"record {k + 1}")
+            )
             raise WorkbenchError(
                 f"{path} {where} has no id while other records have one: give every record "
                 "an id (labels follow ids), or none (labels follow file order)"

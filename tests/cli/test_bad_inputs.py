@@ -82,8 +82,8 @@ def _cases() -> list[tuple[str, list[str], str]]:
 
     # falsify: label files (defect 1 and its neighbours)
     for spec, words in [
-        ("{null_id.jsonl}:y", "record 4 has no id"),
-        ("{some_ids.jsonl}:y", "record 1 has no id"),
+        ("{null_id.jsonl}:y", "line 4 has no id"),
+        ("{some_ids.jsonl}:y", "line 1 has no id"),
         ("{bad_line5.jsonl}:y", ":5:"),
         ("{latin1.jsonl}:y", "not UTF-8"),
         ("{latin1.csv}:y", "not UTF-8"),
@@ -428,6 +428,35 @@ def _cases() -> list[tuple[str, list[str], str]]:
     cases.append(("demo-out-file", ["demo", "--out", "{file}"], "is a file"))
     cases.append(("demo-out-readonly", ["demo", "--out", "{readonly}"], "not writable"))
     cases.append(("unknown-command", ["frobnicate"], "No such command"))
+    # a file of the user's that a command would overwrite in a folder it did not write
+    for name, argv in [
+        ("report.md", ["falsify", "--train", "{npz}", "--train-labels", "{labels}:y"]),
+        ("figures.html", ["falsify", "--train", "{npz}", "--train-labels", "{labels}:y"]),
+        ("attribution.html", ["attribute", "--features", "{store}", "--correct", "{labels}:y"]),
+        (
+            "sweep.json",
+            [
+                "temper",
+                "--model",
+                NO_MODEL,
+                "--items",
+                "{items}",
+                "--lambda",
+                "1.0",
+                "--head",
+                "1.1",
+            ],
+        ),
+        ("comparison.json", ["compare", "{cond_a}", "{cond_a}"]),
+        ("rescored/a/notes.txt", ["compare", "{cond_a}", "{cond_a}"]),
+    ]:
+        cases.append(
+            (
+                f"overwrite-{argv[0]}-{name}",
+                [*argv, "--out", f"{{userdir:{name}}}"],
+                name.split("/")[0],
+            )
+        )
     return cases
 
 

@@ -196,9 +196,10 @@ def compare_command(
     from workbench.conditions.compare_report import comparison_markdown, delta_line
     from workbench.conditions.condition import read_condition
     from workbench.conditions.scorers import Scorer, score_key
-    from workbench.core.store import atomic_write_bytes, check_out_dir
+    from workbench.core.files import check_outputs, make_owned_dir
+    from workbench.core.store import atomic_write_bytes
 
-    check_out_dir(out)
+    check_outputs(out, ("comparison.json", "report.md", "rescored"))
     scorer = Scorer.parse(score)
     ca, cb = read_condition(a), read_condition(b)
     allowed = list(allow or [])
@@ -224,7 +225,7 @@ def compare_command(
         result = compare_conditions(
             ca, cb, scorer=scorer, allow=allowed, rescored=rescored, n_boot=n_boot, seed=seed
         )
-    out.mkdir(parents=True, exist_ok=True)
+    make_owned_dir(out)
     for tag, cond in zip("ab", rescored or (), strict=False):
         if scorer.kind != "judge":  # the rescored rows carry their scores: a label source
             values = scorer(cond)

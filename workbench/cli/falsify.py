@@ -110,11 +110,12 @@ def falsify_command(
     from probes.estimators import LinearProbe, MassMeanProbe, MLPProbe
     from probes.labels import feature_ids, load_features, load_labels, read_labels
     from probes.pipeline import falsify
+    from workbench.core.files import check_outputs, make_owned_dir
     from workbench.core.progress import say
-    from workbench.core.store import atomic_write_bytes, check_out_dir
+    from workbench.core.store import atomic_write_bytes
 
     console = Console(stderr=True, markup=False, highlight=False)
-    check_out_dir(out)
+    check_outputs(out, ("report.json", "report.md", "figures.html"))
     if probe not in PROBES:
         raise WorkbenchError(f"--probe {probe!r} is unknown: pass one of {', '.join(PROBES)}")
     if (fresh is None) != (fresh_labels is None):
@@ -220,7 +221,7 @@ def falsify_command(
             title = f"Falsification: {report.verdict}"
             outputs["figures.html"] = page_html(figs, title=title).encode()  # plotly.js once
 
-    out.mkdir(parents=True, exist_ok=True)
+    make_owned_dir(out)
     for name, data in outputs.items():
         atomic_write_bytes(out / name, data)
     stale = out / "figures.html"

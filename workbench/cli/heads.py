@@ -66,10 +66,11 @@ def attribute_command(
     from interventions.head_probes import head_probes
     from interventions.report import write_attribution_report
     from probes.labels import load_labels
+    from workbench.core.files import check_outputs, make_owned_dir
     from workbench.core.progress import say
-    from workbench.core.store import FeatureStore, check_out_dir
+    from workbench.core.store import FeatureStore
 
-    check_out_dir(out)
+    check_outputs(out, ("attribution.json", "attribution.html"))
     store = FeatureStore(features)
     names = site or [s for s in store.sites if s.startswith("head_in")]
     missing = [s for s in names if s not in store.sites]
@@ -110,7 +111,7 @@ def attribute_command(
         "compare": compare,
         "cohort_sizes": {k: int(v.sum()) for k, v in cohorts.items()},
     }
-    paths = write_attribution_report(out, attr, result, meta=meta, top_k=top)
+    paths = write_attribution_report(make_owned_dir(out), attr, result, meta=meta, top_k=top)
     say(f"{a} n={attr.n_a} vs {b} n={attr.n_b}; top heads by magnitude d:")
     for layer, head, d in attr.export("magnitude", min(top, 5)):
         h = attr.head(layer, head)
@@ -149,8 +150,8 @@ def temper_command(
     from interventions.report import write_sweep_report
     from interventions.sweep import temper_sweep
     from interventions.temper import SITES, parse_head
+    from workbench.core.files import check_outputs, make_owned_dir
     from workbench.core.items import read_items
-    from workbench.core.store import check_out_dir
     from workbench.labels.domains import check_item
     from workbench.labels.verbal import classify_verbal
     from workbench.model.generation import DecodingConfig
@@ -173,7 +174,7 @@ def temper_command(
         max_new_tokens=max_new_tokens, do_sample=not greedy, temperature=temperature, top_p=top_p
     )
     item_list = read_items(items)
-    check_out_dir(out)
+    check_outputs(out, ("sweep.json", "sweep.html"))
     scorers = {"asserts": lambda it, r: classify_verbal(r) == "assert"}
     if all("family" in it.labels for it in item_list):
         scorers["correct"] = check_item
@@ -191,7 +192,7 @@ def temper_command(
         progress=True,
     )
     meta = {"model": lm.describe(), "items": str(items), "n_items": len(item_list), "at": at}
-    paths = write_sweep_report(out, result, meta=meta)
+    paths = write_sweep_report(make_owned_dir(out), result, meta=meta)
     for metric in result.metrics:
         row = ", ".join(
             f"{result.parameter}={s.value:g}: {s.mean:.3f} [{s.lo:.3f}, {s.hi:.3f}]"

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.conditions.condition_meta import check_meta, read_json
 from workbench.core.errors import WorkbenchError
 from workbench.core.items import Item, jsonl_lines
 from workbench.core.store import (
@@ -267,43 +268,6 @@ def write_condition(
     return condition.write(path, overwrite=overwrite)
 
 
-_META_KEYS = ("format", "model", "decoding", "max_new_tokens", "items", "n_truncated",
-              "truncated_fraction", "judge")  # fmt: skip
-
-
-def _check_meta(meta: dict[str, Any], where: Path) -> DecodingConfig:
-    """The record's keys are the ones :meth:`Condition.to_json` writes; its decoding."""
-    missing = [k for k in ("model", "decoding", "items") if k not in meta]
-    unknown = [k for k in meta if k not in _META_KEYS]
-    if missing or unknown:
-        what = f"lacks key {missing[0]!r}" if missing else f"has unknown key {unknown[0]!r}"
-        raise WorkbenchError(f"{where} {what}: it was edited or is not a condition; regenerate it")
-    items, decoding = meta["items"], meta["decoding"]
-    if not isinstance(meta["model"], dict) or not isinstance(decoding, dict):
-        raise WorkbenchError(f"{where}: 'model' and 'decoding' must be objects; regenerate it")
-    if not (isinstance(items, dict) and isinstance(items.get("n"), int) and "sha256" in items):
-        raise WorkbenchError(f"{where}: 'items' must hold n and sha256; regenerate it")
-    fields = {f.name for f in dataclasses.fields(DecodingConfig)}
-    bad = [k for k in decoding if k not in fields]
-    if bad:
-        raise WorkbenchError(f"{where}: decoding has unknown key {bad[0]!r}; regenerate it")
-    try:
-        return DecodingConfig(**decoding)
-    except (TypeError, ValueError) as e:
-        raise WorkbenchError(f"{where}: decoding is invalid ({e}); regenerate it") from None
-
-
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise WorkbenchError(f"{what} {path} is not UTF-8 text: regenerate it") from None
-    except json.JSONDecodeError as e:
-        raise WorkbenchError(
-            f"{what} {path} is not valid JSON ({e.msg} at line {e.lineno})"
-        ) from None
-
-
 def _row(obj: Any, where: str) -> tuple[Item, Generation, Mapping[str, float] | None]:
     if not isinstance(obj, dict):
         raise WorkbenchError(f"{where}: expected a JSON object, got {type(obj).__name__}")
@@ -333,11 +297,11 @@ def read_condition(path: str | Path) -> Condition:
             f"condition {path} has no {CONDITION_FILE}: pass a directory written by "
             "`workbench generate` or write_condition"
         )
-    meta = _read_json(meta_path, "condition file")
+    meta = read_json(meta_path, "condition file")
     if not isinstance(meta, dict) or meta.get("format") != CONDITION_FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise WorkbenchError(f"{meta_path}: format {found!r} is not {CONDITION_FORMAT!r}")
-    decoding = _check_meta(meta, meta_path)
+    decoding = check_meta(meta, meta_path)
     gen_path = path / GENERATIONS_FILE
     if not gen_path.is_file():
         raise WorkbenchError(f"condition {path} has no {GENERATIONS_FILE}: regenerate it")

@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "check_out_dir",
+    "check_outputs",
     "check_replaceable",
     "make_owned_dir",
     "owned",
@@ -166,6 +167,23 @@ def make_owned_dir(path: Path) -> Path:
     for p in (path, *new):
         if not (p / MARKER).is_file():
             atomic_write_json(p / MARKER, {"owner": "disposition-workbench"})
+    return path
+
+
+def check_outputs(path: str | Path, names: Iterable[str], what: str = "--out") -> Path:
+    """:func:`check_out_dir`, and refuse to replace a file named in ``names`` in a
+    folder the workbench has not written into before (no marker): it is the user's.
+
+    Call :func:`make_owned_dir` just before writing, so a re-run may replace them.
+    """
+    path = check_out_dir(path, what)
+    if path.is_dir() and not owned(path):
+        clash = [path / n for n in names if (path / n).exists() or (path / n).is_symlink()]
+        if clash:
+            raise WorkbenchError(
+                f"{clash[0]} exists in {path}, which the workbench has not written into: move it "
+                f"away or choose another {what}; nothing was replaced"
+            )
     return path
 
 

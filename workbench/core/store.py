@@ -29,12 +29,8 @@ package can read stores without model code.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +45,15 @@ from workbench.core.files import (
     atomic_write_json,
     check_out_dir,
     remove_stale_temps,
+)
+from workbench.core.manifest import (
+    FORMAT,
+    MANIFEST,
+    SHARD_NAME,
+    ShardInfo,
+    read_manifest,
+    sha256_file,
+    sha256_text,
 )
 
 __all__ = [
@@ -65,70 +70,6 @@ __all__ = [
     "sha256_file",
     "sha256_text",
 ]
-
-FORMAT = "workbench-features/1"
-MANIFEST = "manifest.json"
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-_SHARD_NAME = re.compile(r"^shard-[A-Za-z0-9_-]+\.safetensors$")
-
-
-@dataclass(frozen=True)
-class ShardInfo:
-    """One complete shard: its file, the item rows it holds, its checksum and the
-    settings it was written with (batch size and device may differ per shard)."""
-
-    file: str
-    start: int
-    stop: int
-    sha256: str
-    settings: Mapping[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out = {"file": self.file, "start": self.start, "stop": self.stop, "sha256": self.sha256}
-        return out if self.settings is None else {**out, "settings": dict(self.settings)}
-
-    @classmethod
-    def from_json(cls, d: Any, where: Path) -> ShardInfo:
-        """A manifest's shard entry; a file name outside the store is refused."""
-        ok = isinstance(d, dict) and {"file", "start", "stop", "sha256"} <= set(d)
-        if ok and not (isinstance(d["file"], str) and _SHARD_NAME.match(d["file"])):
-            raise WorkbenchError(
-                f"{where} lists shard file {str(d['file'])[:60]!r}, which is not a shard of this "
-                "store (only shard-*.safetensors inside it are read): capture again"
-            )
-        if not ok or not all(isinstance(d[k], int) for k in ("start", "stop")):
-            raise WorkbenchError(f"{where} has a malformed shard entry: capture again")
-        settings = d.get("settings")
-        return cls(d["file"], d["start"], d["stop"], str(d["sha256"]), settings)
-
-
-def _read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        manifest = json.loads((path / MANIFEST).read_text())
-    except json.JSONDecodeError as e:
-        raise WorkbenchError(
-            f"{path / MANIFEST} is not valid JSON ({e.msg} at line {e.lineno}): "
-            "delete the directory and capture again"
-        ) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise WorkbenchError(
-            f"{path / MANIFEST} is not a workbench feature manifest (format "
-            f"{manifest.get('format') if isinstance(manifest, dict) else None!r}, expected {FORMAT!r})"
-        )
-    return manifest
 
 
 def _canonical(site: str) -> str:
@@ -154,7 +95,7 @@ class FeatureStore:
             raise WorkbenchError(
                 f"{self.path} holds no {MANIFEST}: pass a directory written by `workbench capture`"
             )
-        self.manifest = _read_manifest(self.path)
+        self.manifest = read_manifest(self.path)
         self.verify = verify
         where = self.path / MANIFEST
         self.shards = [ShardInfo.from_json(s, where) for s in self.manifest.get("shards", [])]
@@ -259,7 +200,7 @@ class StoreWriter:
         return {"meta": {k: meta.get(k) for k in self.run_key}, "items": list(items)}
 
     def _resume(self) -> None:
-        old = _read_manifest(self.path)
+        old = read_manifest(self.path)
         mine = self._identity(self.meta, self.items)
         theirs = self._identity(old.get("meta", {}), old.get("items", []))
         if mine != theirs:
@@ -279,7 +220,7 @@ class StoreWriter:
             if s.start != expected_start or not f.is_file() or sha256_file(f) != s.sha256:
                 break
             self.shards.append(s)
-        remove_stale_temps(self.path, lambda name: _SHARD_NAME.match(name) is not None)
+        remove_stale_temps(self.path, lambda name: SHARD_NAME.match(name) is not None)
 
     @property
     def n_done(self) -> int:

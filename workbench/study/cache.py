@@ -27,8 +27,9 @@ from typing import Any
 from workbench.core.errors import WorkbenchError
 from workbench.core.files import MARKER, check_replaceable, make_owned_dir
 from workbench.core.store import atomic_write_json, sha256_file
+from workbench.study.config import SPLIT_NAMES, StudyConfig
 
-__all__ = ["KEY_FILE", "Stage", "check_run_dir", "model_identity", "stage_key"]
+__all__ = ["KEY_FILE", "Stage", "check_run_dir", "model_identity", "stage_dirs", "stage_key"]
 
 KEY_FILE = "key.json"
 
@@ -182,3 +183,12 @@ def check_run_dir(out: Path, stages: Iterable[Path]) -> None:
     for sub in ("labels", "splits", "second"):
         if (out / sub).exists() and not (out / sub).is_dir():
             raise WorkbenchError(f"{out / sub} is a file: move it away or choose another --out")
+
+
+def stage_dirs(config: StudyConfig, out: Path) -> list[Path]:
+    """Every stage folder this run may replace (checked before any work)."""
+    splits = [s for s in SPLIT_NAMES if config.items.count(s) > 0]
+    dirs = [out / "splits" / s / sub for s in splits for sub in ("short", "")]
+    if config.second_model.enabled:
+        dirs += [out / "second" / s for s in ("train", "fresh")]
+    return dirs + [out / "sweep", out / "traces"]

@@ -29,7 +29,7 @@ from probes.depth import DepthCurve, depth_curve
 from workbench.core.files import make_owned_dir
 from workbench.core.progress import console
 from workbench.labels.domains import check_item, make_split
-from workbench.study.cache import Stage, check_run_dir, stage_key
+from workbench.study.cache import Stage, check_run_dir, stage_dirs, stage_key
 from workbench.study.collect import H_LAST, SplitData, collect_split, format_items
 from workbench.study.config import (
     SPLIT_NAMES,
@@ -117,7 +117,7 @@ def run_study(
     """
     config = config or load_config()
     out = Path(out)
-    check_run_dir(out, _stage_dirs(config, out))  # before any work: nothing lost, nothing deleted
+    check_run_dir(out, stage_dirs(config, out))  # before any work: nothing lost, nothing deleted
     if not out.exists():
         make_owned_dir(out)
     say = console.print if progress else (lambda *_a, **_k: None)
@@ -191,15 +191,6 @@ def run_study(
             result.report_path = write_report(result)
         clock.seconds["total"] = time.perf_counter() - start
     return result
-
-
-def _stage_dirs(config: StudyConfig, out: Path) -> list[Path]:
-    """Every stage folder this run may replace (checked before any work)."""
-    splits = [s for s in SPLIT_NAMES if config.items.count(s) > 0]
-    dirs = [out / "splits" / s / sub for s in splits for sub in ("short", "")]
-    if config.second_model.enabled:
-        dirs += [out / "second" / s for s in ("train", "fresh")]
-    return dirs + [out / "sweep", out / "traces"]
 
 
 def _falsify(

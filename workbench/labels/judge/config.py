@@ -45,14 +45,16 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 def _env_name(value: object) -> bool:
     """Whether ``value`` reads as the name of a variable, not a pasted key: a name
-    that is not set in the environment and looks random (a run of 4+ digits, or
-    lower- and upper-case letters mixed with digits) is taken for a key."""
+    that is not set in the environment and looks random (4 or more digits, lower-
+    and upper-case letters mixed with digits, or over 40 characters) is taken for
+    a key, so it is never written to a judge run."""
     if not isinstance(value, str) or not _ENV_NAME.fullmatch(value):
         return False
     if value in os.environ:
         return True
-    mixed = value != value.upper() and value != value.lower() and any(c.isdigit() for c in value)
-    return not (mixed or re.search(r"\d{4}", value))
+    digits = sum(c.isdigit() for c in value)
+    mixed = value != value.upper() and value != value.lower() and digits > 0
+    return not (mixed or digits >= 4 or len(value) > 40)
 
 
 _SECRET_KEYS = {"api_key", "apikey", "key", "token", "authorization", "secret", "password"}
