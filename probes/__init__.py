@@ -9,9 +9,11 @@ analysed with no model and no GPU.
 """
 
 from probes.axes import load_axes, load_axis
+from probes.baselines import ConfoundCheck, baseline_auc, confound_check
 from probes.confound_inputs import Confound
 from probes.confound_step import ConfoundResult, ConfoundStep, ErasureResult, confound_step
 from probes.crossval import ControlResult, CVResult, cross_validate
+from probes.depth import DepthCurve, depth_curve
 from probes.disposition import (
     GATE_MAX_ASYMMETRY,
     GATE_MIN_AUC,
@@ -62,16 +64,16 @@ from probes.taxonomy import Diagnosis, Evidence, diagnose
 from probes.transfer import TransferResult, fit_and_score
 
 __all__ = [
-    "GATE_MAX_ASYMMETRY",
-    "GATE_MIN_AUC",
     "AUCResult",
     "AsymmetryResult",
     "CVResult",
     "Confound",
+    "ConfoundCheck",
     "ConfoundResult",
     "ConfoundStep",
     "ControlResult",
     "DataSummary",
+    "DepthCurve",
     "Diagnosis",
     "DispositionSummary",
     "DispositionTable",
@@ -79,6 +81,8 @@ __all__ = [
     "Evidence",
     "FalsificationReport",
     "FamilywiseNull",
+    "GATE_MAX_ASYMMETRY",
+    "GATE_MIN_AUC",
     "GateResult",
     "IncrementalResult",
     "LinearProbe",
@@ -96,10 +100,13 @@ __all__ = [
     "auc_score",
     "auc_with_ci",
     "axis_bars_figure",
+    "baseline_auc",
     "best_balanced_asymmetry",
+    "confound_check",
     "confound_step",
     "cross_validate",
     "decodability",
+    "depth_curve",
     "depth_curve_figure",
     "diagnose",
     "diagnose_labels",

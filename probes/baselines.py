@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from probes import AUCResult, auc_with_ci
+from probes.metrics import AUCResult, auc_with_ci
 
 __all__ = ["ConfoundCheck", "baseline_auc", "confound_check"]
 

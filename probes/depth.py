@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
-from probes import AUCResult, LinearProbe, auc_with_ci
 from probes.crossval import out_of_fold_scores
+from probes.estimators import LinearProbe
 from probes.familywise import FamilywiseNull, screen_null
+from probes.metrics import AUCResult, auc_with_ci
 from workbench.core.progress import progress_bar
 
 __all__ = ["DepthCurve", "depth_curve"]

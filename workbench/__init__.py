@@ -25,6 +25,7 @@ _EXPORTS = {
     "capture_to_store": "workbench.model.capture",
     "generate": "workbench.model.generation",
     "DecodingConfig": "workbench.model.generation",
+    "Item": "workbench.core.items",
 }
 
 __all__ = ["__version__", *_EXPORTS]

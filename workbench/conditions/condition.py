@@ -16,10 +16,16 @@ when anything but the model differs. A condition directory holds::
 (prompt + response), and ``score_items(read_items(...), cfg, out=DIR/judge)``
 judges it in place.
 
->>> gens = generate(lm, items, max_new_tokens=64)  # doctest: +SKIP
->>> write_condition("runs/base", gens, lm, items=items)  # doctest: +SKIP
->>> read_condition("runs/base").truncated_fraction  # doctest: +SKIP
-0.125
+>>> import tempfile
+>>> from workbench.core.items import as_items
+>>> from workbench.model.generation import generate
+>>> items = as_items(items)
+>>> out = tempfile.mkdtemp() + "/base"
+>>> gens = generate(lm, items, max_new_tokens=3)
+>>> _ = write_condition(out, gens, lm, items=items)
+>>> cond = read_condition(out)
+>>> len(cond.generations), cond.truncated_fraction == gens.truncated_fraction
+(2, True)
 """
 
 from __future__ import annotations

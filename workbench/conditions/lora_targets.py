@@ -1,12 +1,12 @@
-"""Which modules LoRA wraps: ``attn`` (q, k, v, o projections) or ``all`` (+ MLP).
+r"""Which modules LoRA wraps: ``attn`` (q, k, v, o projections) or ``all`` (+ MLP).
 
 The pattern is built from the model's resolved layout (:mod:`workbench.model.layouts`),
 so it names decoder-layer modules only (never ``lm_head``) and separates GPT-2's
 ``attn.c_proj`` from its ``mlp.c_proj``. It is a peft ``target_modules`` regex,
 matched against full module names.
 
->>> lora_target_modules(lm, "attn")  # doctest: +SKIP
-'model\\.layers\\.\\d+\\.self_attn\\.(k_proj|o_proj|q_proj|v_proj)'
+>>> print(lora_target_modules(lm, "attn"))
+model\.layers\.\d+\.self_attn\.(k_proj|o_proj|q_proj|v_proj)
 """
 
 from __future__ import annotations
