@@ -127,7 +127,7 @@ def test_screen_errors():
 @pytest.mark.parametrize("what, members, width", [("depth curve", 30, 576), ("heads", 270, 64)])
 def test_screen_null_at_demo_scale_takes_under_a_minute(what, members, width):
     """The demo's screens (about 110 train and 100 fresh items), 200 shuffles each.
-    Measured on a shared 2-core machine: about 11 s (30 x 576) and 26 s (270 x 64)."""
+    Measured on the shared 2-core machine at load ~6: 11.7 s (30 x 576), 25.5 s (270 x 64)."""
     import time
 
     rng = np.random.default_rng(0)
