@@ -9,7 +9,8 @@ together by damped Newton steps, for exactly the objective of
 solver tolerance. When features outnumber items the problem is first
 reduced to the row space of the standardised training features (an SVD; the
 penalised solution lies there), so a fit costs the same at width 576 as at
-width 110.
+width 110. Fixed-curvature (Böhning) steps, one matrix for all rows, do most
+of the work; exact Newton steps finish the rows they leave.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -29,6 +30,7 @@ import numpy as np
 __all__ = ["BatchedProbe", "fit_batched"]
 
 _MAX_ITER = 100
+_BOUND_ITER = 50
 _TOL = 1e-10
 
 
@@ -55,6 +57,32 @@ def _objective(theta: np.ndarray, A: np.ndarray, Y: np.ndarray, lam: float) -> n
     return np.asarray(loss + 0.5 * lam * (theta[:, :-1] ** 2).sum(axis=1))
 
 
+def _converged(step: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    return np.asarray(np.abs(step).max(axis=1) < _TOL * (1 + np.abs(theta).max(axis=1)))
+
+
+def _bound_steps(
+    theta: np.ndarray, A: np.ndarray, Y: np.ndarray, penalty: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Böhning's fixed-curvature steps: the logistic Hessian is at most ``A'A / 4``,
+    so steps with that one matrix (factored once for every row) descend monotonically;
+    cheap per step, they finish the near-chance fits of shuffled labels. Rows still
+    moving after ``_BOUND_ITER`` steps are left to Newton (returned as active)."""
+    bound = 0.25 * A.T @ A + np.diag(penalty)
+    inv = np.linalg.inv(bound)
+    active = np.ones(theta.shape[0], dtype=bool)
+    for _ in range(_BOUND_ITER):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        th = theta[idx]
+        p = 1.0 / (1.0 + np.exp(-(th @ A.T)))
+        step = ((p - Y[idx]) @ A + penalty * th) @ inv
+        theta[idx] = th - step
+        active[idx[_converged(step, theta[idx])]] = False
+    return theta, active
+
+
 def fit_batched(X: np.ndarray, Y: np.ndarray, *, C: float = 1.0) -> BatchedProbe:
     """Fit one standardised L2 logistic regression per row of ``Y`` on the same ``X``.
 
@@ -78,7 +106,7 @@ def fit_batched(X: np.ndarray, Y: np.ndarray, *, C: float = 1.0) -> BatchedProbe
     theta = np.zeros((Y.shape[0], A.shape[1]))
     rate = Y.mean(axis=1).clip(1e-6, 1 - 1e-6)
     theta[:, -1] = np.log(rate / (1 - rate))
-    active = np.ones(Y.shape[0], dtype=bool)
+    theta, active = _bound_steps(theta, A, Y, penalty)
     n_iter = 0
     while active.any() and n_iter < _MAX_ITER:
         n_iter += 1
@@ -100,6 +128,6 @@ def fit_batched(X: np.ndarray, Y: np.ndarray, *, C: float = 1.0) -> BatchedProbe
             t[worse] /= 2
             new[worse] = th[worse] - t[worse, None] * step[worse]
         theta[idx] = new
-        done = np.abs(t[:, None] * step).max(axis=1) < _TOL * (1 + np.abs(new).max(axis=1))
+        done = _converged(t[:, None] * step, new)
         active[idx[done]] = False
     return BatchedProbe(mean, scale, basis, theta[:, :-1], theta[:, -1], n_iter)

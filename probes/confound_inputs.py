@@ -9,7 +9,7 @@ Encodings, all fitted on the training values only:
 
 * for the logistic models of the incremental test, a ``num`` confound is
   standardised and a ``cat`` one is one-hot over its training levels (a fresh
-  level never seen in training encodes as all zeros, and is counted);
+  level never seen in training encodes as all zeros, like no level at all);
 * for LEACE, the same columns (one-hot for ``cat``, as LEACE expects for a
   k-class concept).
 

@@ -77,10 +77,24 @@ class DispositionSummary:
             f"{rate} asserted; assertion asymmetry {asym}{ci}."
         )
 
+    @property
+    def p_assert_correct(self) -> float | None:
+        """Share of correct items asserted."""
+        t = self.table
+        n = t.confident_right + t.hedged_right
+        return t.confident_right / n if n else None
+
+    @property
+    def p_assert_wrong(self) -> float | None:
+        """Share of wrong items asserted (the hallucination rate)."""
+        return self.table.hallucination_rate
+
     def to_json(self) -> dict[str, Any]:
         return {
             "schema": "probes.disposition/1",
             **self.table.to_json(),
+            "p_assert_correct": self.p_assert_correct,
+            "p_assert_wrong": self.p_assert_wrong,
             "n": self.table.n,
             "asymmetry_ci": {
                 "lo": self.asymmetry_lo,

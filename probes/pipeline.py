@@ -355,6 +355,7 @@ def falsify(
         "n_last_layers": n_last_layers if layers is not None and np.ndim(layers[0]) == 3 else None,
     }
     config["confounds"] = {k: c.kind for k, c in checked.items()} or None
+    config["erase_confounds"] = erase_confounds if checked else None
     return FalsificationReport(steps, trials, main_trial.best.diagnosis, config, sixth)
 
 

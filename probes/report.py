@@ -13,7 +13,8 @@ JSON layout of :meth:`FalsificationReport.to_json` (``schema`` names it):
     ``{"min_auc": 0.63, "max_asymmetry": -0.15}``.
 ``config``
     ``probe`` (class name), ``probe_params``, ``Cs``, ``folds``, ``seed``,
-    ``n_boot``, ``n_perm``, ``n_control``, ``n_last_layers``.
+    ``n_boot``, ``n_perm``, ``n_control``, ``n_last_layers``, ``confounds`` (name ->
+    ``num``/``cat``, or null) and ``erase_confounds``.
 ``steps``
     six objects: ``step`` (1-6), ``name`` (``cv``, ``fresh``, ``axes``,
     ``layers``, ``second_model``, ``confounds``), ``title``, ``verdict``

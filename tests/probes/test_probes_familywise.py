@@ -121,3 +121,22 @@ def test_screen_errors():
         screen_null(a, y, [rng.normal(size=(20, 4))], y)
     with pytest.raises(WorkbenchError, match="n_perm=0"):
         screen_null(a, y, a, y, n_perm=0)
+
+
+def test_depth_curve_reports_the_best_layer_with_its_adjusted_p():
+    from probes.depth import depth_curve
+
+    rng = np.random.default_rng(1)
+    y, yf = np.arange(60) % 2, np.arange(60) % 2
+    train = [rng.normal(size=(60, 6)) for _ in range(8)]
+    fresh = [rng.normal(size=(60, 6)) for _ in range(8)]
+    train[5][:, 0] += 1.5 * y
+    fresh[5][:, 0] += 1.5 * yf
+    curve = depth_curve(train, y, {"fresh": (fresh, yf)}, C=1.0, folds=3, n_boot=0, n_null=99)
+    layer, auc, p = curve.best_fresh("fresh")
+    assert layer == 5 and p < 0.05 and p == min(curve.nulls["fresh"].adjusted_p)
+    null = curve.nulls["fresh"]
+    np.testing.assert_allclose(null.observed, [r.auc for r in curve.transfer["fresh"]], atol=0.01)
+    assert sorted(null.adjusted_p)[1] > 0.05  # no other layer survives the correction
+    assert curve.to_json()["familywise"]["fresh"]["best_name"] == "L5"
+    assert depth_curve(train, y, {"fresh": (fresh, yf)}, C=1.0, folds=3, n_boot=0).nulls == {}

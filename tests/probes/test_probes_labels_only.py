@@ -26,6 +26,8 @@ def test_disposition_on_the_paper_gemma_file(artifacts):
     assert r.asymmetry_lo < -0.009 < r.asymmetry_hi
     doc = r.to_json()
     assert doc["confident_wrong"] == 38 and "91% asserted" in doc["sentence"]
+    assert doc["p_assert_correct"] == pytest.approx(53 / 58)
+    assert doc["p_assert_wrong"] == pytest.approx(38 / 42)
 
 
 def test_bootstrap_interval_matches_an_independent_loop():

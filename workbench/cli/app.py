@@ -30,6 +30,8 @@ COMMANDS: dict[str, str] = {
     "models": "workbench.cli.capture",
     "capture": "workbench.cli.capture",
     "falsify": "workbench.cli.falsify",
+    "disposition": "workbench.cli.labels_only",
+    "diagnose": "workbench.cli.labels_only",
     "attribute": "workbench.cli.heads",
     "temper": "workbench.cli.heads",
     "generate": "workbench.cli.compare",

@@ -1,4 +1,4 @@
-"""``workbench falsify``: the five-step pipeline on feature files and label files.
+"""``workbench falsify``: the five-step pipeline (and the confound step) on feature and label files.
 
 Every input is read and checked before anything is written; the outputs
 (``report.json``, ``report.md``, one HTML file per figure) are written
@@ -39,6 +39,21 @@ def _split_axis(text: str) -> tuple[str, str, str | None]:
             "--axis completeness=judge_step16.json,judge_fresh.json"
         )
     return name, parts[0], parts[1] if len(parts) == 2 else None
+
+
+def _named_specs(texts: list[str] | None, option: str) -> dict[str, str]:
+    """``NAME=SPEC`` options by name (each name once)."""
+    out: dict[str, str] = {}
+    for text in texts or []:
+        name, sep, spec = text.partition("=")
+        if not name or not sep or not spec:
+            raise WorkbenchError(
+                f"{option} {text!r} is not NAME=SPEC: e.g. {option} length=labels.json:n_tokens:num"
+            )
+        if name in out:
+            raise WorkbenchError(f"{option} {name!r} is given twice: name each confound once")
+        out[name] = spec
+    return out
 
 
 def _layers(spec: str) -> np.ndarray:
@@ -102,6 +117,17 @@ def falsify_command(
         int, typer.Option(help="Control-task refits (shuffled labels) of the chosen setting.")
     ] = 5,
     figures: Annotated[bool, typer.Option(help="Write the HTML figures.")] = True,
+    train_confound: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=PATH[:FIELD][:cat|:num], training items; repeat (step 6)."),
+    ] = None,
+    fresh_confound: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=PATH[:FIELD][:cat|:num], fresh items; one per --train-confound."),
+    ] = None,
+    erase: Annotated[
+        bool, typer.Option(help="Step 6: LEACE-erase the confounds and re-run steps 1-2.")
+    ] = True,
 ) -> None:
     """Run the five-step falsification pipeline and write report.json, report.md, figures."""
     from rich.console import Console
@@ -124,6 +150,14 @@ def falsify_command(
         raise WorkbenchError("--layers-fresh needs --layers-train: pass both")
     if (second_model_train is None) and second_model_fresh is not None:
         raise WorkbenchError("--second-model-fresh needs --second-model-train: pass both")
+    confound_specs = (
+        _named_specs(train_confound, "--train-confound"),
+        _named_specs(fresh_confound, "--fresh-confound"),
+    )
+    if (confound_specs[0] or confound_specs[1]) and fresh is None:
+        raise WorkbenchError(
+            "--train-confound/--fresh-confound need the fresh set: pass --fresh and --fresh-labels"
+        )
 
     with console.status("reading features and labels"):
         X = load_features(train)
@@ -172,6 +206,11 @@ def falsify_command(
                 else yf
             )
             second_labels = (ty2, fy2)
+        from probes.confound_specs import load_confounds
+
+        confounds = load_confounds(
+            *confound_specs, train_ids=train_ids, fresh_ids=fresh_ids
+        )  # fmt: skip
 
     estimator = {"linear": LinearProbe(), "mlp": MLPProbe(), "mass-mean": MassMeanProbe()}[probe]
     Cs = tuple(C) if C else (1.0,)
@@ -186,6 +225,8 @@ def falsify_command(
             n_last_layers=last_n,
             second_model=second,
             second_model_labels=second_labels,
+            confounds=confounds or None,
+            erase_confounds=erase,
             probe=estimator,
             Cs=Cs,
             folds=folds,
@@ -245,6 +286,8 @@ def falsify_command(
     if report.diagnosis is not None:
         d = report.diagnosis
         say(f"diagnosis: {d.verdict} ({', '.join(d.flags) or 'no flags'})")
+    if report.confounds is not None:
+        say(f"confounds: {report.confounds.sentence}")
     say(f"wrote {', '.join(outputs)} to {out}")
 
 
