@@ -190,14 +190,14 @@ def test_cli_runs_all_five_steps(files, tmp_path, run_cli, good):
     assert doc["trials"]["axis:acc"]["train"]["n_pos"] == int(y.sum())
     assert doc["trials"]["layers"]["features"] == "mean of last 2 of 4 layers"
     assert doc["config"]["n_last_layers"] == 2
-    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == [".workbench-owned", "report.json", "report.md"]
     # a run with figures, then one without: the old figures must not stay beside the new report
     code, err = run_cli(*cli_args(files, out))
     assert code == 0, err
     assert (out / "figures.html").exists()
     code, err = run_cli(*cli_args(files, out), "--no-figures")
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == [".workbench-owned", "report.json", "report.md"]
 
 
 def test_cli_matches_store_features_to_labels_by_id(tmp_path, run_cli, good):

@@ -139,7 +139,7 @@ def test_cli_reproduces_the_paper(artifacts, tmp_path, run_cli):
     assert doc["diagnosis"]["verdict"] == "capability_cliff"
     assert "degenerate_asymmetry" in doc["diagnosis"]["flags"]
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["figures.html", "report.json", "report.md"]
+    assert names == [".workbench-owned", "figures.html", "report.json", "report.md"]
     page = (out / "figures.html").read_text()
     for fig in ("auc_collapse", "disposition", "pca", "roc"):
         assert f'id="fig-{fig}"' in page, fig

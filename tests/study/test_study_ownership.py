@@ -101,7 +101,9 @@ def test_a_users_file_in_a_stage_folder_is_refused_before_any_work(run_dir, wher
     config, out = run_dir
     notes = out / where / "important_notes.txt"
     notes.write_text("a week of notes\n")
-    with pytest.raises(WorkbenchError, match=r"important_notes\.txt was not written by the workbench"):
+    with pytest.raises(
+        WorkbenchError, match=r"important_notes\.txt was not written by the workbench"
+    ):
         _again(config, out, use_cache=False)
     assert notes.read_text() == "a week of notes\n"
     assert (out / "splits/train/generations.jsonl").is_file()  # nothing was deleted
