@@ -121,15 +121,12 @@ class FeatureStore:
             raise WorkbenchError(f"shard {file} listed in the manifest is missing: {_REWRITE}")
         if self.verify and sha256_file(file) != shard.sha256:
             raise WorkbenchError(
-                f"shard {file} is corrupted (SHA256 differs from the manifest): "
-                f"{_REWRITE}"
+                f"shard {file} is corrupted (SHA256 differs from the manifest): {_REWRITE}"
             )
         try:
             return load_file(str(file))
         except (SafetensorError, OSError, ValueError) as e:
-            raise WorkbenchError(
-                f"shard {file} is corrupted ({e}): {_REWRITE}"
-            ) from None
+            raise WorkbenchError(f"shard {file} is corrupted ({e}): {_REWRITE}") from None
 
     def load(self, site: str) -> np.ndarray:
         """All rows of one site, concatenated over shards (float32); aliases such as h_last work."""
