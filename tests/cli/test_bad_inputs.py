@@ -425,6 +425,12 @@ def _cases() -> list[tuple[str, list[str], str]]:
     cases.append(
         ("run-threads", ["run", "{good_toml}", "--out", "{out}", "--threads", "x"], "--threads")
     )
+    cases.append(
+        ("demo-owned-traces", ["demo", "--out", "{userdir:traces/important_notes.txt}"], "traces")
+    )
+    cases.append(
+        ("demo-owned-second", ["demo", "--out", "{userdir:second/train/mine.npz}"], "second/train")
+    )
     cases.append(("demo-out-file", ["demo", "--out", "{file}"], "is a file"))
     cases.append(("demo-out-readonly", ["demo", "--out", "{readonly}"], "not writable"))
     cases.append(("unknown-command", ["frobnicate"], "No such command"))

@@ -153,8 +153,16 @@ def test_resume_records_settings_per_shard_and_refuses_other_features(tiny, tmp_
     live = out / f".shard-00002.safetensors.{os.getppid()}.abc.tmp"
     dead.write_bytes(b"x" * 100)
     live.write_bytes(b"x")
-    with pytest.raises(WorkbenchError, match="differs in max_response_tokens"):
-        capture_to_store(lm, items, ["h_last"], out, shard_size=2, max_response_tokens=7)
+    for change, words in [
+        ({"max_response_tokens": 7}, "max_response_tokens"),
+        ({"chat_template": False}, "chat_template_sha256"),
+        ({"sites": ["h_last", "resid(0)"]}, "sites"),
+        ({"shard_size": 3}, "shard_size"),
+    ]:
+        kw = {"sites": ["h_last"], "shard_size": 2, **change}
+        sites = kw.pop("sites")
+        with pytest.raises(WorkbenchError, match=f"differs in {words}"):
+            capture_to_store(lm, items, sites, out, **kw)
     store = capture_to_store(lm, items, ["h_last"], out, shard_size=2, batch_size=1)
     assert store.complete
     assert [s.settings["batch_size"] for s in store.shards] == [2, 1, 1]

@@ -65,7 +65,7 @@ def attribute_command(
     from interventions.cohorts import cohorts_from_labels
     from interventions.head_probes import head_probes
     from interventions.report import write_attribution_report
-    from probes.labels import load_labels
+    from probes.labels import read_labels
     from workbench.core.files import check_outputs, make_owned_dir
     from workbench.core.progress import say
     from workbench.core.store import FeatureStore
@@ -82,9 +82,10 @@ def attribute_command(
     n_layers = store.manifest.get("meta", {}).get("model", {}).get("n_layers")
     layers = layers_from_features({s: store.load(s) for s in names}, n_layers=n_layers)
     ids = store.item_ids
-    labels = {"correct": load_labels(correct, ids=ids)}
+    read = {"correct": read_labels(correct, ids=ids)}
     if verbal is not None:
-        labels["verbal"] = load_labels(verbal, ids=ids)
+        read["verbal"] = read_labels(verbal, ids=ids)
+    labels = {k: v.values for k, v in read.items()}
     for what, y in labels.items():
         if y.size != store.n_items:
             raise WorkbenchError(
@@ -103,7 +104,11 @@ def attribute_command(
             result = head_probes(layers, y, folds=folds, C=C)
         else:
             say(f"note: head probes skipped: a cohort has fewer than {folds} items")
+    matched = {k: v.matched_by for k, v in read.items()}
+    for what in (k for k, how in matched.items() if how == "order"):
+        say(f"note: --{what} labels follow file order (the label file carries no item ids)")
     meta = {
+        "labels_matched_by": matched,
         "features": str(features),
         "sites": names,
         "correct": correct,

@@ -72,6 +72,12 @@ __all__ = [
 ]
 
 
+_REWRITE = (
+    "re-run the same capture into this directory: it keeps the intact shards before this one "
+    "and rewrites the rest"
+)
+
+
 def _canonical(site: str) -> str:
     from workbench.core.sites import parse_site
 
@@ -119,18 +125,15 @@ class FeatureStore:
     def _load_shard(self, shard: ShardInfo) -> dict[str, np.ndarray]:
         file = self.path / shard.file
         if not file.is_file():
-            raise WorkbenchError(f"shard {file} listed in the manifest is missing: capture again")
+            raise WorkbenchError(f"shard {file} listed in the manifest is missing: {_REWRITE}")
         if self.verify and sha256_file(file) != shard.sha256:
             raise WorkbenchError(
-                f"shard {file} is corrupted (SHA256 differs from the manifest): "
-                "delete it and re-run the capture to rewrite it"
+                f"shard {file} is corrupted (SHA256 differs from the manifest): {_REWRITE}"
             )
         try:
             return load_file(str(file))
         except (SafetensorError, OSError, ValueError) as e:
-            raise WorkbenchError(
-                f"shard {file} is corrupted ({e}): delete it and capture again"
-            ) from None
+            raise WorkbenchError(f"shard {file} is corrupted ({e}): {_REWRITE}") from None
 
     def load(self, site: str) -> np.ndarray:
         """All rows of one site, concatenated over shards (float32); aliases such as h_last work."""

@@ -173,7 +173,8 @@ def check_run_dir(out: Path, stages: Iterable[Path]) -> None:
     check_out_dir(out)
     for stage in stages:
         Stage(stage, "").check()
-    if out.is_dir() and not owned(out) and not (out / "splits").is_dir():
+    earlier = any((out / "splits").glob("*/key.json"))  # a run dir an earlier version wrote
+    if out.is_dir() and not owned(out) and not earlier:
         clash = [out / f for f in (*RUN_FILES, "labels") if (out / f).exists()]
         if clash:
             raise WorkbenchError(
@@ -191,4 +192,8 @@ def stage_dirs(config: StudyConfig, out: Path) -> list[Path]:
     dirs = [out / "splits" / s / sub for s in splits for sub in ("short", "")]
     if config.second_model.enabled:
         dirs += [out / "second" / s for s in ("train", "fresh")]
-    return dirs + [out / "sweep", out / "traces"]
+    if config.tempering.enabled:
+        dirs.append(out / "sweep")
+    if config.traces.n_examples > 0:
+        dirs.append(out / "traces")
+    return dirs
