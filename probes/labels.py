@@ -18,9 +18,11 @@ byte-order mark no longer hides its ``id`` column). Without ids in the label
 file, or without ids on the features (an ``.npz``), labels are matched by
 order, the lengths must agree, and :class:`Labels` says so (``matched_by``).
 
->>> y = load_labels("paper-artifacts/smollm_fresh_judged_gold.json:coverage>=0.5")  # doctest: +SKIP
->>> int(y.sum())  # doctest: +SKIP
-9
+>>> import json, pathlib, tempfile
+>>> p = pathlib.Path(tempfile.mkdtemp()) / "gold.json"
+>>> _ = p.write_text(json.dumps({"coverage": [0.9, 0.2, 0.5], "labels": [1, 0, 1]}))
+>>> load_labels(f"{p}:coverage>=0.5").tolist()
+[1.0, 0.0, 1.0]
 """
 
 from __future__ import annotations

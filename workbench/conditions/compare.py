@@ -17,10 +17,24 @@ bootstrap CI. :func:`rescore_condition` regenerates only the truncated
 responses at a larger budget (greedy and per-item-seeded sampling reproduce the
 rest), so passing both rescored conditions shows how the delta moves.
 
->>> a, b = read_condition("runs/base"), read_condition("runs/adapter")  # doctest: +SKIP
->>> cmp = compare_conditions(a, b, scorer="domain")  # doctest: +SKIP
->>> cmp.delta.delta, cmp.a.truncated_fraction  # doctest: +SKIP
-(0.153, 0.3)
+Two conditions of one model at different caps are refused unless the
+difference is allowed (the cap is exactly what produced the paper's false gain):
+
+>>> import tempfile
+>>> from workbench.conditions.condition import read_condition, write_condition
+>>> from workbench.core.items import as_items
+>>> from workbench.model.generation import generate
+>>> root, its = tempfile.mkdtemp(), as_items(items)
+>>> for name, cap in (("a", 2), ("b", 6)):
+...     _ = write_condition(f"{root}/{name}", generate(lm, its, max_new_tokens=cap), lm, items=its)
+>>> a, b = read_condition(f"{root}/a"), read_condition(f"{root}/b")
+>>> compare_conditions(a, b, scorer="verbal", n_boot=10)  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+workbench.conditions.compare.ComparisonRefused: ...max_new_tokens...
+>>> cmp = compare_conditions(a, b, scorer="verbal", allow=["max_new_tokens"], n_boot=10)
+>>> cmp.a.max_new_tokens, cmp.b.max_new_tokens
+(2, 6)
 """
 
 from __future__ import annotations
