@@ -73,13 +73,13 @@ def capture(
     from workbench.model.capture import capture_to_store
     from workbench.model.loaded import unwrap
     from workbench.model.loading import load_model
-    from workbench.model.parallel import launched, process_device
+    from workbench.model.parallel import launched, planned, process_device
 
     options = load_options(device, dtype, device_map, max_memory, backend)
     rows = read_items(items)
+    planned().check_device_map(device_map)
+    planned().check_shards(len(rows), shard_size)
     procs = launched(device)
-    procs.check_device_map(device_map)
-    procs.check_shards(-(-len(rows) // shard_size), shard_size)
     lm = load_model(
         model,
         **{**options.load_kwargs(), "device": process_device(device, procs)},

@@ -233,7 +233,7 @@ def capture_to_store(
     items = as_items(items)
     lm, backend = unwrap(lm)
     procs = processes or launched(str(lm.device))
-    procs.check_shards(-(-len(items) // shard_size), shard_size)
+    procs.check_shards(len(items), shard_size)
     parsed = parse_sites(sites)
     reader = SiteReader(lm.layout, parsed)
     encoded = encode_items(

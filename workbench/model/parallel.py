@@ -24,7 +24,7 @@ from typing import Any
 
 from workbench.core.errors import MissingExtraError, WorkbenchError
 
-__all__ = ["Processes", "launched", "process_device"]
+__all__ = ["Processes", "launched", "planned", "process_device"]
 
 
 @dataclass(frozen=True)
@@ -43,12 +43,13 @@ class Processes:
         """The shards this process writes (``k % world_size == rank``)."""
         return list(range(self.rank, n_shards, self.world_size))
 
-    def check_shards(self, n_shards: int, shard_size: int) -> None:
+    def check_shards(self, n_items: int, shard_size: int) -> None:
         """Refuse a launch with more processes than shards (some would have nothing to do)."""
+        n_shards = -(-n_items // shard_size) if shard_size >= 1 else n_items
         if 1 < self.world_size > n_shards:
             raise WorkbenchError(
-                f"{self.world_size} processes for {n_shards} shard(s) of {shard_size} items: "
-                f"launch at most {n_shards} processes or lower --shard-size"
+                f"{self.world_size} processes for {n_shards} shard(s) of {shard_size} items "
+                f"({n_items} items): launch at most {n_shards} processes or lower --shard-size"
             )
 
     def check_device_map(self, device_map: object) -> None:
@@ -68,6 +69,14 @@ class Processes:
             dist.barrier()
 
 
+def planned() -> Processes:
+    """What the launcher's environment says (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``),
+    without joining any process group: enough to check a launch before loading."""
+    env = {k: int(os.environ.get(k, "") or d) for k, d in (("RANK", 0), ("WORLD_SIZE", 1))}
+    local = int(os.environ.get("LOCAL_RANK", "") or env["RANK"])
+    return Processes(env["RANK"], max(env["WORLD_SIZE"], 1), local)
+
+
 def launched(device: str = "cpu") -> Processes:
     """The launcher's processes (one without a launcher); joins the process group once.
 
@@ -75,7 +84,7 @@ def launched(device: str = "cpu") -> Processes:
         device: the device the model will run on; ``cpu`` joins a gloo group,
             a CUDA device an NCCL one.
     """
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    world = planned().world_size
     if world <= 1:
         return Processes()
     try:
