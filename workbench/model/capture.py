@@ -27,6 +27,7 @@ from workbench.core.sites import Site, parse_site, parse_sites
 from workbench.core.store import FeatureStore, StoreWriter, sha256_text
 from workbench.model.hooks import attach, stop_forward_allowed
 from workbench.model.loaded import LoadedModel, unwrap
+from workbench.model.memory import BatchBudget
 from workbench.model.parallel import Processes, launched
 from workbench.model.readers import Positions, SiteReader
 from workbench.model.tokens import (
@@ -92,26 +93,27 @@ def forward_sites(
     return reader.take()
 
 
-def _is_oom(error: BaseException) -> bool:
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
-
-
 def _forward_with_backoff(
-    lm: LoadedModel, seqs: list[Sequence[int]], reader: SiteReader, padding_side: str
+    lm: LoadedModel,
+    seqs: list[Sequence[int]],
+    reader: SiteReader,
+    padding_side: str,
+    budget: BatchBudget,
 ) -> dict[str, torch.Tensor]:
-    """Forward a batch; on out-of-memory, split it in halves and retry (down to one row)."""
-    try:
-        return forward_sites(lm, seqs, reader, padding_side=padding_side)
-    except (torch.OutOfMemoryError, RuntimeError) as e:
-        if not _is_oom(e) or len(seqs) == 1:
+    """Forward a batch in pieces the budget allows; an out-of-memory error halves the
+    piece (down to one row) and the size that fit caps every later batch."""
+
+    def step(piece: list[Sequence[int]]) -> dict[str, torch.Tensor]:
+        try:
+            return forward_sites(lm, piece, reader, padding_side=padding_side)
+        except BaseException:
+            reader.values.clear()  # a failed pass leaves partial reads behind
             raise
-        reader.values.clear()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        half = len(seqs) // 2
-        a = _forward_with_backoff(lm, seqs[:half], reader, padding_side)
-        b = _forward_with_backoff(lm, seqs[half:], reader, padding_side)
-        return {k: torch.cat([a[k], b[k]]) for k in a}
+
+    def join(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+    return budget.run(seqs, step, join)
 
 
 def _capture_encoded(
@@ -122,10 +124,12 @@ def _capture_encoded(
     batch_size: int,
     padding_side: str,
     bar: Any,
+    budget: BatchBudget,
 ) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for bucket in length_buckets([len(e) for e in encoded], batch_size):
-        values = _forward_with_backoff(lm, [encoded[i].ids for i in bucket], reader, padding_side)
+        seqs = [encoded[i].ids for i in bucket]
+        values = _forward_with_backoff(lm, seqs, reader, padding_side, budget)
         for name, tensor in values.items():
             if name not in out:
                 out[name] = np.empty((len(encoded), *tensor.shape[1:]), dtype=np.float32)
@@ -175,8 +179,9 @@ def capture(
     )
     with progress_bar("capture", len(encoded), progress) as bar:
         features = _capture_encoded(
-            lm, encoded, reader, batch_size=batch_size, padding_side=padding_side, bar=bar
-        )
+            lm, encoded, reader, batch_size=batch_size, padding_side=padding_side, bar=bar,
+            budget=BatchBudget("capture"),
+        )  # fmt: skip
     return CaptureResult(
         item_ids=tuple(it.id for it in items),
         features=features,
@@ -266,13 +271,15 @@ def capture_to_store(
         }
         for it, e in zip(items, encoded, strict=True)
     ]
+    budget = BatchBudget("capture")  # one for every shard of the run
 
     def shard(rows: range, bar: Any) -> dict[str, np.ndarray]:
         if backend is None:
             chunk = [encoded[i] for i in rows]
             return _capture_encoded(
-                lm, chunk, reader, batch_size=batch_size, padding_side=padding_side, bar=bar
-            )
+                lm, chunk, reader, batch_size=batch_size, padding_side=padding_side, bar=bar,
+                budget=budget,
+            )  # fmt: skip
         result = backend.capture(
             [items[i] for i in rows], parsed, batch_size=batch_size, padding_side=padding_side,
             max_response_tokens=max_response_tokens, chat_template=chat_template,
