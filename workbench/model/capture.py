@@ -128,7 +128,7 @@ def _capture_encoded(
 ) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for bucket in length_buckets([len(e) for e in encoded], batch_size):
-        seqs = [encoded[i].ids for i in bucket]
+        seqs: list[Sequence[int]] = [encoded[i].ids for i in bucket]
         values = _forward_with_backoff(lm, seqs, reader, padding_side, budget)
         for name, tensor in values.items():
             if name not in out:
