@@ -85,8 +85,8 @@ def _map_target(value: Any, what: str) -> None:
         _check_gpu(value, what)
     elif isinstance(value, str) and value in ("cpu", "disk", "mps"):
         pass
-    elif isinstance(value, str) and value.startswith("cuda"):
-        check_device(value, what)
+    elif isinstance(value, str) and re.fullmatch(r"cuda(:\d+)?", value):
+        _check_gpu(int(value.partition(":")[2] or 0), what)
     else:
         raise WorkbenchError(
             f"{what} places a module on {value!r}: use a GPU index, cuda:N, cpu or disk"
