@@ -72,9 +72,7 @@ def check_device(device: str, what: str = "device") -> str:
         )
     if device.startswith("cuda"):
         if _cuda_count() == 0:
-            raise WorkbenchError(
-                f"{what} {device!r} requested but CUDA is not available: use --device cpu"
-            )
+            raise WorkbenchError(f"{what} {device!r} requested but CUDA is not available: use cpu")
         if ":" in device:
             _check_gpu(int(device.split(":")[1]), f"{what} {device!r}")
     return device
@@ -156,7 +154,7 @@ def check_placement(
         raise WorkbenchError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
     if max_memory is not None and device_map is None:
         raise WorkbenchError(
-            "max memory caps the devices of a device map: pass --device-map auto with it"
+            "max memory caps the devices of a device map: give a device map (e.g. auto) with it"
         )
     if device_map is None:
         check_device(device)

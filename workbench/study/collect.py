@@ -21,6 +21,7 @@ Stage directory ``splits/<split>/``::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,9 @@ import numpy as np
 from workbench.core.items import Item, write_items
 from workbench.core.sites import parse_site
 from workbench.core.store import FeatureStore, StoreWriter, atomic_write_bytes
-from workbench.model.generation import Generation, generate
+from workbench.model.generation import Generation, Generations, generate
+from workbench.model.loaded import unwrap
+from workbench.model.reread import answered_ids, read_ids
 from workbench.study.cache import Stage, model_identity, stage_key
 from workbench.study.config import StudyConfig, chat_flag
 from workbench.study.models import ModelPool
@@ -128,6 +131,32 @@ def write_features(path: Path, ids: Sequence[str], features: Mapping[str, np.nda
     writer.write_shard(features)
 
 
+def answer_and_capture(
+    engine: Any,
+    items: Sequence[Item],
+    sites: Sequence[str],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    chat_template: bool | None,
+    progress: bool,
+) -> Generations:
+    """Greedy answers with ``sites`` at the final response token: fused on the hf backend;
+    on another backend (no fused capture there) a second pass of that backend over the
+    very ids generated reads the same values."""
+    if unwrap(engine)[1] is None:
+        return generate(
+            engine, items, max_new_tokens=max_new_tokens, batch_size=batch_size,
+            chat_template=chat_template, capture=sites, progress=progress,
+        )  # fmt: skip
+    gens = generate(
+        engine, items, max_new_tokens=max_new_tokens, batch_size=batch_size,
+        chat_template=chat_template, progress=progress,
+    )  # fmt: skip
+    features = read_ids(engine, answered_ids(engine, items, gens), sites, batch_size=batch_size)
+    return dataclasses.replace(gens, features=features)
+
+
 def collect_split(
     name: str,
     items: Sequence[Item],
@@ -160,13 +189,13 @@ def collect_split(
             pooled_last_n=config.capture.pooled_last_n,
             depth_curve=config.capture.depth_curve,
         )
-        gens = generate(
-            lm,
+        gens = answer_and_capture(
+            models.engine(cfg.name),
             format_items(items, cfg.prompt_template),
+            sites,
             max_new_tokens=gen.max_new_tokens,
             batch_size=cfg.batch_size,
             chat_template=chat_flag(cfg.chat_template),
-            capture=sites,
             progress=progress,
         )
         path = stage.begin()

@@ -29,7 +29,13 @@ from workbench.core.progress import console
 from workbench.labels.domains import check_item, make_split
 from workbench.study.cache import Stage, stage_key
 from workbench.study.collect import H_LAST, SplitData, collect_split, format_items
-from workbench.study.config import SPLIT_NAMES, StudyConfig, chat_flag, load_config
+from workbench.study.config import (
+    SPLIT_NAMES,
+    StudyConfig,
+    chat_flag,
+    load_config,
+    load_options,
+)
 from workbench.study.falsification import Falsification, dispositions_json, run_falsification
 from workbench.study.gating import gate_split
 from workbench.study.heads import AttributionOutcome, run_attribution, run_tempering
@@ -106,7 +112,13 @@ def run_study(
     out.mkdir(parents=True, exist_ok=True)
     say = console.print if progress else (lambda *_a, **_k: None)
     clock = _Clock()
-    models = ModelPool(dtype=config.model.dtype, device=config.model.device, say=say)
+    placement = {}
+    if config.second_model.enabled:
+        placement[config.second_model.name] = load_options(config.second_model)
+    placement[config.model.name] = load_options(config.model)  # the model under study wins
+    models = ModelPool(
+        dtype=config.model.dtype, device=config.model.device, say=say, options=placement
+    )
     skipped: dict[str, str] = {}
     cache: dict[str, str] = {}
     start = time.perf_counter()
