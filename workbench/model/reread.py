@@ -5,6 +5,7 @@ the same values come from a second pass over the very ids the decoding loop
 produced (no decode and re-tokenise round trip, which changes the ids of
 unusual token sequences), through that backend's own forward pass:
 
+>>> from workbench.model.generation import generate
 >>> gens = generate(lm, ["What is 2+2?"], max_new_tokens=3)
 >>> seqs = answered_ids(lm, ["What is 2+2?"], gens)
 >>> fused = generate(lm, ["What is 2+2?"], max_new_tokens=3, capture=["h_last"])
