@@ -13,6 +13,7 @@ PosixPath('runs/demo/report.html')
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Iterator
@@ -25,8 +26,10 @@ from threadpoolctl import threadpool_limits
 from interventions import SidecarResult, SweepResult
 from probes.baselines import ConfoundCheck, confound_check
 from probes.depth import DepthCurve, depth_curve
+from workbench.core.errors import WorkbenchError
 from workbench.core.progress import console
 from workbench.labels.domains import check_item, make_split
+from workbench.model.parallel import launched, process_device
 from workbench.study.cache import Stage, stage_key
 from workbench.study.collect import H_LAST, SplitData, collect_split, format_items
 from workbench.study.config import (
@@ -96,7 +99,7 @@ def run_study(
     use_cache: bool = True,
     progress: bool = True,
     write: bool = True,
-) -> StudyResult:
+) -> StudyResult | None:
     """Run the study of ``config`` (default: the demo) into the run directory ``out``.
 
     Args:
@@ -106,8 +109,20 @@ def run_study(
         use_cache: reuse cached generations and features.
         progress: progress bars and stage lines on stderr.
         write: write ``report.json`` and ``report.html``.
+
+    Under ``torchrun`` or ``accelerate launch`` the generation and capture of the
+    splits are dealt over the processes; the main process then runs the rest and
+    returns the result, the others return ``None``.
     """
     config = config or load_config()
+    procs = launched(config.model.device)
+    if procs.world_size > 1 and config.model.backend != "hf":
+        raise WorkbenchError(
+            f"a study launched over {procs.world_size} processes deals its generation and "
+            f'capture on the hf backend, not {config.model.backend!r}: set backend = "hf" '
+            "in [model] or launch one process"
+        )
+    progress = progress and procs.is_main
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     say = console.print if progress else (lambda *_a, **_k: None)
@@ -115,7 +130,8 @@ def run_study(
     placement = {}
     if config.second_model.enabled:
         placement[config.second_model.name] = load_options(config.second_model)
-    placement[config.model.name] = load_options(config.model)  # the model under study wins
+    device = process_device(config.model.device, procs)  # cuda:LOCAL_RANK under a launch
+    placement[config.model.name] = dataclasses.replace(load_options(config.model), device=device)
     models = ModelPool(
         dtype=config.model.dtype, device=config.model.device, say=say, options=placement
     )
@@ -131,10 +147,16 @@ def run_study(
             )
             say(f"[bold]collect[/] {split}: {len(items)} items")
             with clock.stage("generate + capture"):
-                data[split] = collect_split(
-                    split, items, config, out, models, use_cache=use_cache, progress=progress
-                )
+                split_data = collect_split(
+                    split, items, config, out, models, use_cache=use_cache, progress=progress,
+                    processes=procs,
+                )  # fmt: skip
+            if split_data is None:
+                continue  # another process of a launch: the main one keeps the split
+            data[split] = split_data
             cache[f"splits/{split}"] = "reused" if data[split].reused else "computed"
+        if not procs.is_main:
+            return None  # the statistics and the later stages run on the main process
         labels = {s: label_split(d, checker) for s, d in data.items()}
         second = None
         if config.second_model.enabled:
