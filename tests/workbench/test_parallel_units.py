@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 from support import run_cli
 
@@ -119,3 +120,21 @@ def test_dealt_generation_equals_one_process(tiny, monkeypatch, tmp_path):
         lm, ITEMS, parts, processes=Processes(0, 1, 0), **{**kwargs, "max_new_tokens": 3}
     )
     assert changed is not None and "REUSED" not in [g.response for g in changed]
+
+
+def test_capture_backend_option_writes_the_same_store(tiny_dir, tmp_path, items_file):
+    pytest.importorskip("nnsight")
+    from workbench.core.store import FeatureStore
+
+    items = str(items_file(ITEMS))
+    for backend in ("hf", "nnsight"):
+        code, _, err = run_cli(
+            "capture", "--model", str(tiny_dir), "--items", items, "--site", "h_last",
+            "--site", "head_in(1,last=2)", "--out", str(tmp_path / backend), "--backend", backend,
+            "--shard-size", "2", "--no-progress",
+        )  # fmt: skip
+        assert code == 0, err
+    hf, nn = FeatureStore(tmp_path / "hf"), FeatureStore(tmp_path / "nnsight")
+    assert nn.manifest["meta"]["backend"] == "nnsight" and len(nn.shards) == 3
+    for site in hf.sites:
+        assert np.array_equal(nn.load(site), hf.load(site)), site
