@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import beartype  # noqa: F401  # first, before nnsight patches builtins its import-time tables read
 import numpy as np
 import pytest
 from _pytest.doctest import DoctestItem

@@ -301,12 +301,17 @@ class MaxDNull:
     Attributes:
         observed: the largest magnitude d (cohort ``a`` louder) over every head.
         null: that maximum under each shuffle of the cohort labels (sizes kept).
-        p_value: ``(1 + #(null >= observed)) / (1 + n_shuffles)``.
+        p_value: ``(1 + #(null >= observed)) / (1 + n_shuffles)``: the top head's
+            family-wise adjusted p.
+        adjusted_p: every head's max-statistic adjusted p, in ``names`` order.
+        names: ``"L<layer>.H<head>"`` per head.
     """
 
     observed: float
     null: tuple[float, ...]
     p_value: float
+    adjusted_p: tuple[float, ...] = ()
+    names: tuple[str, ...] = ()
 
     @property
     def quantile_95(self) -> float:
@@ -320,6 +325,7 @@ class MaxDNull:
             "null_95": self.quantile_95,
             "null_max": float(max(self.null)),
             "p_value": self.p_value,
+            "adjusted_p": dict(zip(self.names, self.adjusted_p, strict=True)),
         }
 
 
@@ -335,8 +341,8 @@ def max_magnitude_d_null(
 
     With hundreds of heads the largest Cohen d is large by chance alone; this
     reshuffles which items of ``a | b`` belong to ``a`` (same sizes) and records
-    the largest d each time, so the top head's d is read against the maximum
-    chance gives, not against zero.
+    the largest d each time (:func:`probes.max_statistic_null`), so every
+    head's d is read against the maximum chance gives, not against zero.
 
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(40, 4, 3, 8))
@@ -344,6 +350,8 @@ def max_magnitude_d_null(
     >>> max_magnitude_d_null({7: x}, a, ~a, n_shuffles=50).p_value > 0.05
     True
     """
+    from probes.familywise import max_statistic_null
+
     if n_shuffles < 1:
         raise WorkbenchError(f"n_shuffles {n_shuffles} must be >= 1")
     layers = as_layers(activations)
@@ -354,12 +362,19 @@ def max_magnitude_d_null(
     norms = np.concatenate(
         [pool_tokens(x[keep], layer=layer)[0] for layer, x in layers.items()], axis=1
     )
-    ka = a[keep]
-    observed = float(np.nanmax(cohens_d(norms[ka], norms[~ka])))
-    rng = np.random.default_rng(seed)
-    null = []
-    for _ in range(n_shuffles):
-        perm = rng.permutation(ka)
-        null.append(float(np.nanmax(cohens_d(norms[perm], norms[~perm]))))
-    p = (1 + sum(v >= observed for v in null)) / (1 + n_shuffles)
-    return MaxDNull(observed=observed, null=tuple(null), p_value=float(p))
+    names = [f"L{layer}.H{h}" for layer, x in layers.items() for h in range(x.shape[2])]
+
+    def magnitude_d(rows: np.ndarray) -> np.ndarray:
+        return np.stack([cohens_d(norms[r], norms[~r]) for r in rows.astype(bool)])
+
+    null = max_statistic_null(
+        magnitude_d, a[keep], n_perm=n_shuffles, seed=seed, names=names
+    )  # fmt: skip
+    observed = float(np.nanmax(null.observed))
+    return MaxDNull(
+        observed=observed,
+        null=null.null_max,
+        p_value=null.adjusted_p[int(np.nanargmax(null.observed))],
+        adjusted_p=null.adjusted_p,
+        names=tuple(names),
+    )

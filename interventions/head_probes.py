@@ -5,7 +5,10 @@ tokens (``head_dim`` wide). The probe is ``probes.LinearProbe`` (standardise,
 then logistic regression). Held out means out-of-fold scores of a stratified
 k-fold split (every item scored by a probe that never saw it), or, when a
 fresh set is given, a probe fitted on all training items and scored on the
-fresh set; the ranking uses the fresh AUC when there is one.
+fresh set; the ranking uses the fresh AUC when there is one. With a fresh set
+and ``n_null > 0``, a max-statistic permutation null over every head
+(:func:`probes.screen_null`) gives each head a family-wise adjusted p, so the
+best head is read against the best that chance gives among all of them.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -20,7 +23,7 @@ fresh set; the ranking uses the fresh AUC when there is one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -30,6 +33,7 @@ from interventions.activations import as_layers, pool_tokens
 from probes import AUCResult, LinearProbe, auc_with_ci
 from probes._checks import check_C
 from probes.crossval import out_of_fold_scores
+from probes.familywise import FamilywiseNull, screen_null
 from workbench.core.errors import WorkbenchError
 
 __all__ = ["HeadProbe", "HeadProbes", "head_probes"]
@@ -43,6 +47,7 @@ class HeadProbe:
     head: int
     cv: AUCResult
     fresh: AUCResult | None = None
+    adjusted_p: float | None = None
 
     @property
     def auc(self) -> float:
@@ -56,6 +61,7 @@ class HeadProbe:
             "auc": self.auc,
             "cv": self.cv.to_json(),
             "fresh": None if self.fresh is None else self.fresh.to_json(),
+            "adjusted_p": self.adjusted_p,
         }
 
 
@@ -69,6 +75,7 @@ class HeadProbes:
     C: float
     n_pos: int
     n_neg: int
+    null: FamilywiseNull | None = None
 
     def ranked(self) -> list[HeadProbe]:
         return sorted(self.probes, key=lambda p: -p.auc)
@@ -87,6 +94,7 @@ class HeadProbes:
             "n_neg": self.n_neg,
             "ranked": [list(t) for t in self.export()],
             "heads": [p.to_json() for p in self.probes],
+            "familywise": None if self.null is None else self.null.to_json(),
         }
 
 
@@ -116,6 +124,7 @@ def head_probes(
     folds: int = 5,
     seed: int = 0,
     n_boot: int = 200,
+    n_null: int = 0,
 ) -> HeadProbes:
     """Fit one ``LinearProbe`` per head and score it on held-out items.
 
@@ -128,6 +137,8 @@ def head_probes(
         folds: stratified folds of the CV scores.
         seed: seed of the fold split and the bootstrap.
         n_boot: bootstrap resamples of each AUC interval.
+        n_null: label shuffles of the family-wise null over all heads (needs the
+            fresh set: the null refits on the train/fresh split; 0: none).
 
     >>> result = head_probes(acts, cw_vs_cr, fresh=fresh_acts, fresh_labels=fresh_y)  # doctest: +SKIP
     >>> result.export(k=2)  # doctest: +SKIP
@@ -136,6 +147,11 @@ def head_probes(
     if folds < 2:
         raise WorkbenchError(f"folds={folds}: cross-validation needs at least 2 folds")
     check_C(C)
+    if n_null > 0 and fresh is None:
+        raise WorkbenchError(
+            f"n_null={n_null}: the family-wise null refits every head on the train/fresh "
+            "split; pass fresh and fresh_labels (or n_null=0)"
+        )
     layers = as_layers(activations)
     n = next(iter(layers.values())).shape[0]
     y = _labels(labels, n, "labels", folds)
@@ -153,11 +169,14 @@ def head_probes(
         fy = _labels(fresh_labels, n_fresh, "fresh_labels", 1)
         fkeep = ~np.isnan(fy)
     out: list[HeadProbe] = []
+    members: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
     for layer, x in layers.items():
         _, vec = pool_tokens(x[keep], layer=layer)
         fvec = None
         if fresh_layers is not None:
             _, fvec = pool_tokens(fresh_layers[layer][fkeep], layer=layer)
+            members[0].extend(vec[:, h] for h in range(vec.shape[1]))
+            members[1].extend(fvec[:, h] for h in range(fvec.shape[1]))
         for h in range(vec.shape[1]):
             probe = LinearProbe(C=C)
             scores, _ = out_of_fold_scores(
@@ -171,6 +190,12 @@ def head_probes(
                 fresh_auc = auc_with_ci(fy[fkeep], p, n_boot=n_boot, seed=seed)
             out.append(HeadProbe(layer=layer, head=h, cv=cv, fresh=fresh_auc))
     known = y[keep]
+    null = None
+    if n_null > 0:
+        names = [f"L{p.layer}.H{p.head}" for p in out]
+        null = screen_null(members[0], known, members[1], fy[fkeep], C=C, n_perm=n_null,
+                           seed=seed, names=names)  # fmt: skip
+        out = [replace(p, adjusted_p=q) for p, q in zip(out, null.adjusted_p, strict=True)]
     return HeadProbes(
         probes=tuple(out),
         held_out="fresh" if fresh_layers is not None else "cv",
@@ -178,4 +203,5 @@ def head_probes(
         C=C,
         n_pos=int(known.sum()),
         n_neg=int((known == 0).sum()),
+        null=null,
     )

@@ -10,6 +10,8 @@ analysed with no model and no GPU.
 
 from probes.axes import load_axes, load_axis
 from probes.baselines import ConfoundCheck, baseline_auc, confound_check
+from probes.confound_inputs import Confound
+from probes.confound_step import ConfoundResult, ConfoundStep, ErasureResult, confound_step
 from probes.crossval import ControlResult, CVResult, cross_validate
 from probes.depth import DepthCurve, depth_curve
 from probes.disposition import (
@@ -22,7 +24,9 @@ from probes.disposition import (
     disposition_table,
     gate,
 )
+from probes.erasure import decodability, leace_erase
 from probes.estimators import LinearProbe, MassMeanProbe, MLPProbe
+from probes.familywise import FamilywiseNull, max_statistic_null, screen_null
 from probes.figures import (
     auc_collapse_figure,
     axis_bars_figure,
@@ -36,7 +40,16 @@ from probes.figures import (
     save_page,
     trial_roc_figure,
 )
-from probes.labels import load_features, load_labels
+from probes.incremental import IncrementalResult, incremental_validity
+from probes.labels import load_features, load_labels, load_values
+from probes.labels_only import (
+    DispositionSummary,
+    ValueSummary,
+    auc_from_number,
+    diagnose_labels,
+    disposition,
+    summarise_values,
+)
 from probes.metrics import (
     AUCResult,
     PermutationResult,
@@ -46,58 +59,80 @@ from probes.metrics import (
 )
 from probes.pipeline import falsify
 from probes.report import DataSummary, FalsificationReport, ProbeRun, StepResult, Trial
+from probes.stratified import StratifiedResult, stratified_auc
 from probes.taxonomy import Diagnosis, Evidence, diagnose
 from probes.transfer import TransferResult, fit_and_score
 
 __all__ = [
+    "AUCResult",
     "AsymmetryResult",
+    "CVResult",
+    "Confound",
+    "ConfoundCheck",
+    "ConfoundResult",
+    "ConfoundStep",
+    "ControlResult",
+    "DataSummary",
+    "DepthCurve",
+    "Diagnosis",
+    "DispositionSummary",
+    "DispositionTable",
+    "ErasureResult",
+    "Evidence",
+    "FalsificationReport",
+    "FamilywiseNull",
+    "GATE_MAX_ASYMMETRY",
+    "GATE_MIN_AUC",
+    "GateResult",
+    "IncrementalResult",
+    "LinearProbe",
+    "MLPProbe",
+    "MassMeanProbe",
+    "PermutationResult",
+    "ProbeRun",
+    "StepResult",
+    "StratifiedResult",
+    "TransferResult",
+    "Trial",
+    "ValueSummary",
     "auc_collapse_figure",
+    "auc_from_number",
     "auc_score",
     "auc_with_ci",
-    "AUCResult",
     "axis_bars_figure",
     "baseline_auc",
     "best_balanced_asymmetry",
     "confound_check",
-    "ConfoundCheck",
-    "ControlResult",
+    "confound_step",
     "cross_validate",
-    "CVResult",
-    "DataSummary",
+    "decodability",
     "depth_curve",
     "depth_curve_figure",
-    "DepthCurve",
     "diagnose",
-    "Diagnosis",
+    "diagnose_labels",
+    "disposition",
     "disposition_figure",
     "disposition_table",
-    "DispositionTable",
-    "Evidence",
-    "FalsificationReport",
     "falsify",
     "fit_and_score",
     "gate",
-    "GATE_MAX_ASYMMETRY",
-    "GATE_MIN_AUC",
-    "GateResult",
+    "incremental_validity",
     "label_permutation_null",
-    "LinearProbe",
+    "leace_erase",
     "load_axes",
     "load_axis",
     "load_features",
     "load_labels",
-    "MassMeanProbe",
-    "MLPProbe",
+    "load_values",
+    "max_statistic_null",
     "page_html",
     "pca_figure",
-    "PermutationResult",
-    "ProbeRun",
     "report_figures",
     "roc_figure",
     "save_html",
     "save_page",
-    "StepResult",
-    "TransferResult",
-    "Trial",
+    "screen_null",
+    "stratified_auc",
+    "summarise_values",
     "trial_roc_figure",
 ]

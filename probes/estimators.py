@@ -4,6 +4,10 @@ All three are scikit-learn estimators: keyword-only parameters stored in
 ``__init__``, ``fit`` returns ``self``, fitted state ends in ``_``, and they
 work with :func:`sklearn.base.clone` (one fresh copy per CV fold). They are
 binary classifiers: ``predict_proba(X)[:, 1]`` is the probability of label 1.
+Each ``fit`` takes ``sample_weight`` (per-item weights, as in scikit-learn:
+an integer weight counts as that many copies of the item) and each probe has
+``predict_log_proba``, so weighted ``GridSearchCV`` and
+``cross_val_predict(method="predict_log_proba")`` work.
 
 >>> import numpy as np
 >>> X = np.r_[np.zeros((5, 3)), np.ones((5, 3))]
@@ -22,11 +26,13 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import Tags
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from workbench.core.errors import WorkbenchError
 
 __all__ = ["LinearProbe", "MLPProbe", "MassMeanProbe"]
+
+_FLOATS = [np.float64, np.float32]
 
 
 def _binary_targets(estimator: BaseEstimator, y: np.ndarray) -> np.ndarray:
@@ -64,10 +70,17 @@ class _PipelineProbe(_BinaryProbe):
     def _make_pipeline(self) -> Pipeline:
         raise NotImplementedError
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> _PipelineProbe:
+    def fit(
+        self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> _PipelineProbe:
         X, y = validate_data(self, X, y)
         self.classes_ = _binary_targets(self, y)
-        self.pipeline_ = self._make_pipeline().fit(X, y)
+        pipeline = self._make_pipeline()
+        params = {}
+        if sample_weight is not None:
+            w = _check_sample_weight(sample_weight, X)
+            params = {f"{name}__sample_weight": w for name, _ in pipeline.steps}
+        self.pipeline_ = pipeline.fit(X, y, **params)
         self.n_iter_ = self.pipeline_[-1].n_iter_
         return self
 
@@ -75,6 +88,11 @@ class _PipelineProbe(_BinaryProbe):
         check_is_fitted(self, "pipeline_")
         X = validate_data(self, X, reset=False)
         return self.pipeline_.predict_proba(X)
+
+    def predict_log_proba(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "pipeline_")
+        X = validate_data(self, X, reset=False)
+        return self.pipeline_.predict_log_proba(X)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         p = np.clip(self.predict_proba(X)[:, 1], 1e-12, 1 - 1e-12)
@@ -164,7 +182,10 @@ class MassMeanProbe(_BinaryProbe):
     class means. A logistic regression fitted on that one-dimensional
     projection calibrates it: :meth:`decision_function` is its logit and
     :meth:`predict_proba` its probability, both increasing in the projection
-    (the ranking, hence the AUC, is the projection's).
+    (the ranking, hence the AUC, is the projection's). With ``sample_weight``
+    the class means and the calibration are weighted. The direction, the
+    midpoint and the projection keep the input's float dtype (float32 stays
+    float32); the calibrated probabilities are float64.
 
     >>> import numpy as np
     >>> X = np.array([[0.0, 1.0], [0.0, 2.0], [2.0, 1.0], [2.0, 2.0]])
@@ -175,21 +196,31 @@ class MassMeanProbe(_BinaryProbe):
     def __init__(self) -> None:
         pass
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> MassMeanProbe:
-        X, y = validate_data(self, X, y, dtype=np.float64)
+    def fit(
+        self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> MassMeanProbe:
+        X, y = validate_data(self, X, y, dtype=_FLOATS)
         self.classes_ = _binary_targets(self, y)
-        mu0 = X[y == self.classes_[0]].mean(axis=0)
-        mu1 = X[y == self.classes_[1]].mean(axis=0)
-        self.direction_ = mu1 - mu0
-        self.midpoint_ = (mu0 + mu1) / 2
+        w = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        means = []
+        for cls in self.classes_:
+            mask = y == cls
+            if not w[mask].sum() > 0:
+                raise WorkbenchError(
+                    f"MassMeanProbe: the items of class {cls} all have sample_weight 0: "
+                    "give each class some weight"
+                )
+            means.append(np.average(X[mask], axis=0, weights=w[mask]).astype(X.dtype))
+        self.direction_ = means[1] - means[0]
+        self.midpoint_ = (means[0] + means[1]) / 2
         proj = (X - self.midpoint_) @ self.direction_
-        self.calibrator_ = LogisticRegression().fit(proj[:, None], y)
+        self.calibrator_ = LogisticRegression().fit(proj[:, None], y, sample_weight=w)
         return self
 
     def project(self, X: np.ndarray) -> np.ndarray:
         """Projection on ``direction_`` relative to the class-mean midpoint."""
         check_is_fitted(self, "direction_")
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = validate_data(self, X, reset=False, dtype=_FLOATS)
         return (X - self.midpoint_) @ self.direction_
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
@@ -199,6 +230,10 @@ class MassMeanProbe(_BinaryProbe):
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "calibrator_")
         return self.calibrator_.predict_proba(self.project(X)[:, None])
+
+    def predict_log_proba(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "calibrator_")
+        return self.calibrator_.predict_log_proba(self.project(X)[:, None])
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         d = self.decision_function(X)

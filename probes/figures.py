@@ -273,6 +273,10 @@ def report_figures(
         )
     if train_X is not None and train_y is not None:
         figs["pca"] = pca_figure(train_X, train_y, X_fresh=fresh_X, y_fresh=fresh_y)
+    if report.confounds is not None and any(r.incremental for r in report.confounds.results):
+        from probes.confound_figure import confound_figure
+
+        figs["confounds"] = confound_figure(report.confounds)
     return figs
 
 

@@ -12,8 +12,11 @@ the report; a field missing from every item is an error.
 Labels are matched to features by item id whenever both sides carry ids (a
 feature store's manifest on one side, records with an ``id`` field on the
 other): the label file may list the items in any order or hold more items
-than the features; a feature item with no label record is an error. Without
-ids on either side, labels are matched by order and the lengths must agree.
+than the features; a feature item with no label record is an error, and so
+is a label file where only some records carry an id (a CSV saved with a
+byte-order mark no longer hides its ``id`` column). Without ids in the label
+file, or without ids on the features (an ``.npz``), labels are matched by
+order, the lengths must agree, and :class:`Labels` says so (``matched_by``).
 
 >>> y = load_labels("paper-artifacts/smollm_fresh_judged_gold.json:coverage>=0.5")  # doctest: +SKIP
 >>> int(y.sum())  # doctest: +SKIP
@@ -22,37 +25,53 @@ ids on either side, labels are matched by order and the lengths must agree.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from probes.label_files import MISSING, label_fields, raw_values, read_label_file
+from probes.label_files import record_ids as _file_record_ids
 from workbench.core.errors import WorkbenchError
-from workbench.core.store import FeatureStore, load_feature_matrix, load_npz
+from workbench.core.store import FeatureStore, load_feature_matrix
 
 __all__ = [
+    "MISSING",
+    "Labels",
     "feature_ids",
     "label_fields",
     "load_features",
     "load_labels",
+    "load_values",
     "parse_spec",
     "raw_values",
     "read_label_file",
+    "read_labels",
+    "record_ids",
 ]
 
-MISSING = object()
 _THRESHOLD = re.compile(r"^(?P<body>.+?)>=(?P<t>[^:>=]+)$")
+
+
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).exists()
+    except OSError:  # e.g. a name too long for the file system
+        return False
 
 
 def parse_spec(spec: str) -> tuple[Path, str | None, float | None]:
     """Split ``PATH[:FIELD][>=T]`` into its parts (an existing path wins over a colon)."""
+    if not isinstance(spec, str) or not spec.strip() or "\x00" in spec:
+        raise WorkbenchError(
+            f"{str(spec)[:60]!r} is not PATH[:FIELD][>=T]: pass a file path, e.g. labels.jsonl:correct"
+        )
     threshold = None
     m = _THRESHOLD.match(spec)
-    if m and not Path(spec).exists():
+    if m and not _exists(spec):
         try:
             threshold = float(m["t"])
         except ValueError:
@@ -60,115 +79,12 @@ def parse_spec(spec: str) -> tuple[Path, str | None, float | None]:
                 f"threshold {m['t']!r} in {spec!r} is not a number: write PATH:FIELD>=0.5"
             ) from None
         spec = m["body"]
-    if Path(spec).exists() or ":" not in spec:
+    if not math.isfinite(threshold if threshold is not None else 0.0):
+        raise WorkbenchError(f"threshold {threshold} in {spec!r} must be a finite number")
+    if _exists(spec) or ":" not in spec:
         return Path(spec), None, threshold
     path, field = spec.rsplit(":", 1)
     return Path(path), field or None, threshold
-
-
-def read_label_file(path: Path) -> Any:
-    if not path.exists():
-        raise WorkbenchError(f"label file {path} does not exist: pass an existing file")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npz":
-            return load_npz(path)
-        if suffix == ".json":
-            return json.loads(path.read_text())
-        if suffix == ".jsonl":
-            lines = path.read_text().splitlines()
-            return [json.loads(line) for line in lines if line.strip()]
-        if suffix == ".csv":
-            with path.open(newline="") as f:
-                return {"__csv__": list(csv.DictReader(f))}
-    except json.JSONDecodeError as e:
-        raise WorkbenchError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from None
-    raise WorkbenchError(
-        f"label file {path} has suffix {suffix!r}: pass a .npz, .json, .jsonl or .csv file"
-    )
-
-
-def _records(data: Any) -> list[Any] | None:
-    """The list of per-item records in ``data`` (None for a dict of columns)."""
-    if isinstance(data, list):
-        return data
-    if isinstance(data, dict) and "__csv__" in data:
-        return data["__csv__"]
-    if isinstance(data, dict):
-        lists = [v for v in data.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
-        if len(lists) == 1:
-            return lists[0]
-    return None
-
-
-def _flatten(obj: Any, prefix: str = "") -> list[str]:
-    if not isinstance(obj, dict):
-        return [prefix] if prefix else []
-    out = []
-    for k, v in obj.items():
-        out += _flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
-    return [f.rstrip(".") for f in out]
-
-
-def label_fields(path: str | Path) -> list[str]:
-    """Fields a label file offers (dotted for nested objects), in file order."""
-    data = read_label_file(Path(path))
-    if isinstance(data, dict) and "__csv__" not in data and not _records(data):
-        return [k for k, v in data.items() if isinstance(v, list | np.ndarray)]
-    records = _records(data) or []
-    seen: dict[str, None] = {}
-    for rec in records:
-        for f in _flatten(rec):
-            seen.setdefault(f, None)
-    return list(seen)
-
-
-def _get(rec: Any, field: str) -> Any:
-    if isinstance(rec, dict) and field in rec:
-        return rec[field]
-    for part in field.split("."):
-        if not isinstance(rec, dict) or part not in rec:
-            return MISSING
-        rec = rec[part]
-    return rec
-
-
-def raw_values(data: Any, field: str | None, path: Path) -> list[Any] | np.ndarray:
-    records = _records(data)
-    if records is None and isinstance(data, dict):  # npz arrays or a dict of lists
-        if field is None:
-            for key in ("labels", "label", "y"):
-                if key in data:
-                    return data[key]
-            arrays = [k for k, v in data.items() if isinstance(v, list | np.ndarray)]
-            if len(arrays) == 1:
-                return data[arrays[0]]
-            raise WorkbenchError(
-                f"{path} holds several fields ({', '.join(arrays)}): name one with PATH:FIELD"
-            )
-        value = _get(data, field)
-        if value is MISSING:
-            fields = ", ".join(k for k in data if isinstance(data[k], list | np.ndarray))
-            raise WorkbenchError(
-                f"field {field!r} is not in {path} (it holds {fields}): pass PATH:FIELD with one of them"
-            )
-        return value
-    if records is None:
-        raise WorkbenchError(f"{path} holds no list of labels: pass a list or a dict of lists")
-    if field is None:
-        if records and isinstance(records[0], dict):
-            raise WorkbenchError(
-                f"{path} holds objects with fields {', '.join(_flatten(records[0]))}: "
-                "name one with PATH:FIELD"
-            )
-        return records
-    values = [_get(rec, field) for rec in records]
-    if all(v is MISSING for v in values):
-        raise WorkbenchError(
-            f"field {field!r} is not in {path} (its items hold "
-            f"{', '.join(label_fields(path)) or 'no fields'}): pass PATH:FIELD with one of them"
-        )
-    return values
 
 
 def _to_float(v: Any, i: int, field: str, path: Path) -> float:
@@ -192,37 +108,94 @@ def _to_float(v: Any, i: int, field: str, path: Path) -> float:
     )
 
 
-def _record_ids(data: Any, path: Path) -> list[str] | None:
-    """The ``id`` of every record, or None when the records do not all carry one."""
-    records = _records(data)
-    if not records or not all(isinstance(r, dict) and r.get("id") is not None for r in records):
-        return None
-    ids = [str(r["id"]) for r in records]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise WorkbenchError(f"{path} holds item id {dup!r} more than once: ids must be unique")
-    return ids
-
-
-def _align(values: list[Any] | np.ndarray, data: Any, ids: list[str], path: Path) -> Any:
+def _align(
+    values: list[Any] | np.ndarray,
+    data: Any,
+    ids: list[str],
+    path: Path,
+    what: str = "label for feature item",
+) -> Any:
     """``values`` reordered to the features' item ``ids`` (unchanged without label ids)."""
-    label_ids = _record_ids(data, path)
+    label_ids = _file_record_ids(data, path)
     if label_ids is None or label_ids == ids:
         return values
     where = {item: k for k, item in enumerate(label_ids)}
     missing = [item for item in ids if item not in where]
     if missing:
         raise WorkbenchError(
-            f"{path} has no label for feature item {missing[0]!r} ({len(missing)} of {len(ids)} "
-            "missing): pass the label file written for the captured items"
+            f"{path} has no {what} {missing[0]!r} ({len(missing)} of {len(ids)} missing): "
+            "pass a file with a record for every item"
         )
     return [values[where[item]] for item in ids]
+
+
+def _values(
+    path: Path, field: str | None, ids: list[str] | None, what: str
+) -> tuple[np.ndarray, str]:
+    """Per-item floats (NaN = missing), aligned to ``ids``, and how they were matched."""
+    data = read_label_file(path)
+    raw = raw_values(data, field, path)
+    if not isinstance(raw, list | np.ndarray):
+        raise WorkbenchError(
+            f"{path} field {field!r} is a single {type(raw).__name__}, not one label per item: "
+            "pass a field that holds a list"
+        )
+    label_ids = _file_record_ids(data, path)  # refuses records where only some carry an id
+    matched_by = "id" if ids is not None and label_ids is not None else "order"
+    if ids is not None:
+        raw = _align(raw, data, ids, path, what)
+    name = field or path.name
+    if isinstance(raw, np.ndarray):
+        if raw.dtype.kind not in "biuf" or raw.ndim != 1:
+            raise WorkbenchError(
+                f"{path} array {name!r} has dtype {raw.dtype} and shape {raw.shape}: "
+                "pass a 1-D numeric array"
+            )
+        return raw.astype(np.float64), matched_by
+    values = np.array([_to_float(v, i, name, path) for i, v in enumerate(raw)], dtype=np.float64)
+    return values, matched_by
+
+
+def record_ids(spec: str) -> list[str] | None:
+    """Item ids of a label file's records (``id``, or the paper's ``i``), None when they carry none."""
+    path = parse_spec(spec)[0]
+    return _file_record_ids(read_label_file(path), path)
+
+
+def load_values(
+    spec: str, *, ids: list[str] | None = None, what: str = "value for item"
+) -> np.ndarray:
+    """Per-item floats from ``PATH[:FIELD]`` without thresholding (NaN = missing).
+
+    >>> import json, pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.json"
+    >>> _ = p.write_text(json.dumps({"items": [{"i": 1, "c": 0.25}, {"i": 0, "c": 0.5}]}))
+    >>> load_values(f"{p}:c", ids=["0", "1"]).tolist()
+    [0.5, 0.25]
+    """
+    path, field, threshold = parse_spec(spec)
+    if threshold is not None:
+        raise WorkbenchError(f"{spec!r}: drop the '>= T' to read the values unthresholded")
+    return _values(path, field, ids, what)[0]
 
 
 def feature_ids(spec: str) -> list[str] | None:
     """Item ids of the features named by ``PATH[:SITE]``: a store's manifest ids, else None."""
     path = parse_spec(spec)[0]
     return FeatureStore(path).item_ids if path.is_dir() else None
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Labels read from a file and how they were matched to the features.
+
+    ``matched_by`` is ``"id"`` (the label records' ids, reordered to the
+    features' ids) or ``"order"`` (file order: the label records carry no ids,
+    or the features none); a report says which.
+    """
+
+    values: np.ndarray
+    matched_by: str
 
 
 def load_labels(
@@ -232,6 +205,17 @@ def load_labels(
     ids: list[str] | None = None,
     threshold_option: str = "--threshold",
 ) -> np.ndarray:
+    """The values of :func:`read_labels` (see there)."""
+    return read_labels(spec, threshold=threshold, ids=ids, threshold_option=threshold_option).values
+
+
+def read_labels(
+    spec: str,
+    *,
+    threshold: float | None = None,
+    ids: list[str] | None = None,
+    threshold_option: str = "--threshold",
+) -> Labels:
     """Binary labels (1.0/0.0, NaN = unlabelled) from ``PATH[:FIELD][>=T]``.
 
     Args:
@@ -245,35 +229,29 @@ def load_labels(
     >>> import json, pathlib, tempfile
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "l.json"
     >>> _ = p.write_text(json.dumps({"items": [{"s": {"a": 5}}, {"s": {"a": 2}}]}))
-    >>> load_labels(f"{p}:s.a>=4").tolist()
+    >>> read_labels(f"{p}:s.a>=4").values.tolist()
     [1.0, 0.0]
     """
     path, field, spec_threshold = parse_spec(spec)
     threshold = spec_threshold if spec_threshold is not None else threshold
-    data = read_label_file(path)
-    raw = raw_values(data, field, path)
-    if ids is not None:
-        raw = _align(raw, data, ids, path)
+    values, matched_by = _values(path, field, ids, "label for feature item")
     name = field or path.name
-    if isinstance(raw, np.ndarray):
-        if raw.dtype.kind not in "biuf" or raw.ndim != 1:
-            raise WorkbenchError(
-                f"{path} array {name!r} has dtype {raw.dtype} and shape {raw.shape}: "
-                "pass a 1-D numeric array"
-            )
-        values = raw.astype(np.float64)
-    else:
-        values = np.array([_to_float(v, i, name, path) for i, v in enumerate(raw)])
     known = ~np.isnan(values)
+    if values.size and not known.any():
+        raise WorkbenchError(
+            f"{path} field {name!r} has no value for any of its {values.size} items (all missing "
+            "or null): pass the field that holds the labels"
+        )
     if threshold is not None:
-        return np.where(known, (values >= threshold).astype(np.float64), np.nan)
+        values = np.where(known, (values >= threshold).astype(np.float64), np.nan)
+        return Labels(values, matched_by)
     if not np.isin(values[known], (0.0, 1.0)).all():
         sample = np.unique(values[known])[:4].tolist()
         raise WorkbenchError(
             f"{path} field {name!r} holds continuous values (e.g. {sample}): "
             f"binarise with {threshold_option} T (or PATH:FIELD>=T); values >= T become 1"
         )
-    return values
+    return Labels(values, matched_by)
 
 
 def load_features(spec: str) -> np.ndarray:

@@ -5,8 +5,12 @@ Distillation at Small Scale: A Three-Arc Negative Result" (arXiv:2604.11867,
 MIT License). The folder is ``$WORKBENCH_PAPER_ARTIFACTS`` when set, else
 ``<repo root>/../shared/paper-artifacts``.
 
->>> paper_artifacts_dir("/repo").as_posix()  # doctest: +SKIP
+>>> import os
+>>> saved = os.environ.pop(ENV_VAR, None)
+>>> paper_artifacts_dir("/repo").as_posix()
 '/shared/paper-artifacts'
+>>> if saved is not None:
+...     os.environ[ENV_VAR] = saved
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -29,11 +30,13 @@ from probes._checks import (
     check_widths,
     pool_layers,
 )
+from probes.confound_inputs import Confound, check_confounds
+from probes.confound_step import ConfoundStep, confound_step
 from probes.crossval import control_task, cross_validate
 from probes.disposition import GATE_MIN_AUC
 from probes.estimators import LinearProbe
 from probes.report import DataSummary, FalsificationReport, ProbeRun, Trial
-from probes.steps import step_result
+from probes.steps import confound_result, step_result
 from probes.taxonomy import ALPHA, CHANCE_AUC, CV_MIN_AUC, diagnose
 from probes.transfer import fit_and_score
 from workbench.core.errors import WorkbenchError
@@ -52,6 +55,7 @@ class _Set:
         check_rows(self.X, self.y, what)
         check_classes(self.y, what, folds)
         keep = ~np.isnan(self.y)
+        self.keep = keep
         self.X_used, self.y_used = self.X[keep], self.y[keep].astype(np.int8)
         n_pos = int(self.y_used.sum())
         self.summary = DataSummary(
@@ -203,6 +207,8 @@ def falsify(
     n_last_layers: int = 4,
     second_model: _Pair | None = None,
     second_model_labels: _Pair | None = None,
+    confounds: Mapping[str, Confound | tuple[Any, ...]] | None = None,
+    erase_confounds: bool = True,
     probe: BaseEstimator | None = None,
     Cs: Sequence[float] = (1.0,),
     folds: int = 5,
@@ -232,6 +238,10 @@ def falsify(
             on the same items.
         second_model_labels: labels of the second model's outputs (default:
             ``train_y``/``fresh_y``).
+        confounds: step 6: name -> :class:`~probes.confound_inputs.Confound`
+            (or ``(train values, fresh values[, "num"|"cat"])``), one value per
+            item of the train and fresh sets; needs the fresh set.
+        erase_confounds: run LEACE erasure in step 6 (imports torch).
         probe: an unfitted estimator (default :class:`LinearProbe`).
         Cs: regularisation settings, one run each (probes with a ``C`` only).
         folds: stratified CV folds.
@@ -252,9 +262,11 @@ def falsify(
     >>> r = falsify(X[:100], y[:100], fresh_X=X[100:], fresh_y=y[100:],
     ...             n_boot=100, n_perm=100, n_control=1)
     >>> [s.verdict for s in r.steps], r.diagnosis.verdict
-    (['pass', 'pass', 'not run', 'not run', 'not run'], 'pass')
+    (['pass', 'pass', 'not run', 'not run', 'not run', 'not run'], 'pass')
     """
     check_resampling(folds=folds, n_boot=n_boot, n_perm=n_perm, n_control=n_control)
+    if isinstance(n_last_layers, bool) or not isinstance(n_last_layers, int) or n_last_layers < 1:
+        raise WorkbenchError(f"n_last_layers={n_last_layers!r} must be an integer >= 1 (--last-n)")
     report = progress or (lambda _msg: None)
     if (fresh_X is None) != (fresh_y is None):
         raise WorkbenchError("fresh_X and fresh_y go together: pass both or neither")
@@ -264,6 +276,14 @@ def falsify(
         "gate",
         *_pair((train_X, fresh_X), (train_y, fresh_y), "", folds, _as_given),
     )
+    checked: dict[str, Confound] = {}
+    if confounds:
+        if main.fresh is None:
+            raise WorkbenchError(
+                f"confounds ({', '.join(confounds)}) need the fresh set: the step fits on train "
+                "and tests on fresh, so pass fresh_X and fresh_y"
+            )
+        checked = check_confounds(confounds, main.train.X.shape[0], main.fresh.X.shape[0])
     specs: dict[str, list[_TrialSpec]] = {"axes": [], "layers": [], "second_model": []}
     for name, (ty, fy) in (axes or {}).items():
         if fy is not None and fresh_X is None:
@@ -309,13 +329,21 @@ def falsify(
     with threadpool_limits(limits=blas_threads, user_api="blas"):
         main_trial = _run_trial(main, settings, opts, report)
         done = {k: [_run_trial(s, settings, opts, report) for s in v] for k, v in specs.items()}
+        sixth = None
+        if checked and main.fresh is not None:
+            report(f"main: confound step ({', '.join(checked)})")
+            sixth = _confounds(main, main_trial, settings, checked, opts, erase_confounds)
     has_fresh = main.fresh is not None
+    fresh_step = step_result(2, "fresh", [main_trial] if has_fresh else [])
     steps = (
         step_result(1, "cv", [main_trial]),
-        step_result(2, "fresh", [main_trial] if has_fresh else []),
+        fresh_step,
         step_result(3, "axes", done["axes"]),
         step_result(4, "layers", done["layers"]),
         step_result(5, "second_model", done["second_model"]),
+        confound_result(
+            sixth, "No confounds given." if has_fresh else "No fresh set given.", fresh_step
+        ),
     )
     trials = (main_trial, *done["axes"], *done["layers"], *done["second_model"])
     first = settings[0][1]
@@ -326,4 +354,29 @@ def falsify(
         **opts,
         "n_last_layers": n_last_layers if layers is not None and np.ndim(layers[0]) == 3 else None,
     }
-    return FalsificationReport(steps, trials, main_trial.best.diagnosis, config)
+    config["confounds"] = {k: c.kind for k, c in checked.items()} or None
+    config["erase_confounds"] = erase_confounds if checked else None
+    return FalsificationReport(steps, trials, main_trial.best.diagnosis, config, sixth)
+
+
+def _confounds(
+    main: _TrialSpec,
+    trial: Trial,
+    settings: list[tuple[str, BaseEstimator]],
+    confounds: dict[str, Confound],
+    opts: dict[str, int],
+    erase: bool,
+) -> ConfoundStep:
+    """Step 6 on the main trial's chosen setting (its out-of-fold and fresh scores)."""
+    assert main.fresh is not None and trial.best.transfer is not None
+    data = {
+        "X": main.train.X_used, "y": main.train.y_used,
+        "Xf": main.fresh.X_used, "yf": main.fresh.y_used,
+        "oof": np.asarray(trial.best.cv.scores), "pf": np.asarray(trial.best.transfer.scores),
+    }  # fmt: skip
+    return confound_step(
+        data, confounds, estimator=settings[trial.selected][1],
+        train_keep=main.train.keep, fresh_keep=main.fresh.keep,
+        folds=opts["folds"], seed=opts["seed"], n_boot=opts["n_boot"], n_perm=opts["n_perm"],
+        erase=erase,
+    )  # fmt: skip

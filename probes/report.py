@@ -5,17 +5,21 @@ JSON layout of :meth:`FalsificationReport.to_json` (``schema`` names it):
 ``schema``
     ``"probes.falsification/1"``.
 ``verdict``
-    ``"pass"`` (all five steps ran and passed), ``"fail"`` (a step that ran
-    failed) or ``"incomplete"`` (nothing failed, some steps not run).
+    ``"pass"`` (all five steps ran and passed, and the confound step, where it
+    ran, says ``survives``), ``"fail"`` (a step that ran failed, or the
+    confound step says ``explained by <confound>``) or ``"incomplete"``
+    (nothing failed, some of steps 1-5 not run, or a degenerate confound).
 ``gate``
     ``{"min_auc": 0.63, "max_asymmetry": -0.15}``.
 ``config``
     ``probe`` (class name), ``probe_params``, ``Cs``, ``folds``, ``seed``,
-    ``n_boot``, ``n_perm``, ``n_control``, ``n_last_layers``.
+    ``n_boot``, ``n_perm``, ``n_control``, ``n_last_layers``, ``confounds`` (name ->
+    ``num``/``cat``, or null) and ``erase_confounds``.
 ``steps``
-    five objects: ``step`` (1-5), ``name`` (``cv``, ``fresh``, ``axes``,
-    ``layers``, ``second_model``), ``title``, ``verdict`` (``pass``/``fail``/
-    ``not run``), ``escape_hatch`` (what the step rules out), ``summary`` (a
+    six objects: ``step`` (1-6), ``name`` (``cv``, ``fresh``, ``axes``,
+    ``layers``, ``second_model``, ``confounds``), ``title``, ``verdict``
+    (``pass``/``fail``/``not run``; step 6: ``survives``, ``explained by
+    <confound>``, ``degenerate confound`` or ``not run``), ``escape_hatch`` (what the step rules out), ``summary`` (a
     sentence with the numbers behind the verdict), ``trials`` (names of the
     trials it rests on).
 ``trials``
@@ -34,6 +38,16 @@ JSON layout of :meth:`FalsificationReport.to_json` (``schema`` names it):
     the main trial's selected run: ``verdict``, ``flags``, ``explanation``,
     ``evidence`` (class counts, positive rates and their ratios, CV and fresh
     AUC with intervals, asymmetry).
+``confounds``
+    null when the confound step did not run; else ``verdict``, ``sentence``,
+    ``notes`` (where erasure disagrees, and why), ``alpha``, ``fresh_auc`` and
+    ``results``: per confound and for all together (``a+b``) its ``kind``,
+    ``verdict``, ``incremental`` (``auc_confounds``, ``auc_combined``,
+    ``delta`` with ``delta_lo``/``delta_hi``, ``lr_stat``, ``p_value``,
+    ``score_coef``), ``stratified`` (``auc``, ``p_value``, ``null_mean``,
+    ``n_pairs``, strata used and dropped) and ``erasure`` (erased ``cv`` and
+    ``fresh`` AUCs, ``fresh_p``, ``holds``, the confounds' in-sample
+    ``r2_before``/``r2_after``).
 """
 
 from __future__ import annotations
@@ -41,6 +55,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from probes.confound_step import ConfoundStep
 from probes.crossval import CVResult
 from probes.disposition import GATE_MAX_ASYMMETRY, GATE_MIN_AUC
 from probes.taxonomy import Diagnosis
@@ -173,20 +188,24 @@ class FalsificationReport:
     trials: tuple[Trial, ...]
     diagnosis: Diagnosis | None
     config: dict[str, Any] = field(default_factory=dict)
+    confounds: ConfoundStep | None = None
 
     @property
     def verdict(self) -> str:
-        verdicts = [s.verdict for s in self.steps]
-        if "fail" in verdicts:
+        five = [s.verdict for s in self.steps if s.name != "confounds"]
+        sixth = next((s.verdict for s in self.steps if s.name == "confounds"), "not run")
+        if "fail" in five or sixth.startswith("explained by"):
             return "fail"
-        return "pass" if verdicts and all(v == "pass" for v in verdicts) else "incomplete"
+        if five and all(v == "pass" for v in five) and sixth in ("survives", "not run"):
+            return "pass"
+        return "incomplete"
 
     def step(self, name: str | int) -> StepResult:
         for s in self.steps:
             if name in (s.step, s.name):
                 return s
         names = ", ".join(s.name for s in self.steps)
-        raise WorkbenchError(f"unknown step {name!r}: pass 1-5 or one of {names}")
+        raise WorkbenchError(f"unknown step {name!r}: pass 1-{len(self.steps)} or one of {names}")
 
     def trial(self, name: str) -> Trial:
         for t in self.trials:
@@ -218,6 +237,7 @@ class FalsificationReport:
             "steps": [s.to_json() for s in self.steps],
             "trials": {t.name: t.to_json() for t in self.trials},
             "diagnosis": None if self.diagnosis is None else self.diagnosis.to_json(),
+            "confounds": None if self.confounds is None else self.confounds.to_json(),
         }
 
     def to_markdown(self) -> str:
@@ -226,7 +246,7 @@ class FalsificationReport:
             "# Falsification report",
             "",
             f"**Verdict: {self.verdict}**: a result is worth believing only if it passes all "
-            "five steps.",
+            "five steps and, where confounds are named, survives them.",
             "",
             f"Probe {cfg.get('probe', '?')}, settings {', '.join(r.label for r in self.trials[0].runs)}"
             f" (chosen per trial by CV AUC); {cfg.get('folds', '?')}-fold stratified CV; gate: "
@@ -247,6 +267,10 @@ class FalsificationReport:
                 "",
                 d.explanation,
             ]
+        if self.confounds is not None:
+            lines += ["", f"## Confounds: {self.confounds.verdict}", ""]
+            lines += [f"- **{r.name}** ({r.kind}): {r.sentence}" for r in self.confounds.results]
+            lines += [f"- Note: {n}" for n in self.confounds.notes]
         lines += [
             "",
             "## Data",

@@ -3,6 +3,10 @@
 A probe fitted on a training set and scored on a fresh one ends in one of
 these verdicts (checked in this order):
 
+``cv_fail``
+    Within-distribution CV finds no handle: there was nothing to transfer.
+    Checked first, because every failure mode below presumes a signal in
+    training (a base-rate collapse on fresh is still flagged, as context).
 ``pass``
     Fresh AUC reaches the gate's bar and its interval excludes chance.
 ``below_chance``
@@ -14,9 +18,6 @@ these verdicts (checked in this order):
     its training rate): the generator lost the capability the label measures,
     so the fresh set cannot test the probe, and threshold metrics such as the
     assertion asymmetry become class-imbalance artifacts.
-``cv_fail``
-    Within-distribution CV finds no handle (base rates comparable): there was
-    nothing to transfer.
 ``weak_transfer``
     Fresh AUC is above chance (interval excludes 0.5) but under the gate's bar.
 ``single_output_distribution``
@@ -93,10 +94,10 @@ CLIFF_RATE_RATIO = 1 / 3
 ALPHA = 0.05
 DEGENERATE_NULL_RATE = 0.20
 VERDICTS = (
+    "cv_fail",
     "pass",
     "below_chance",
     "capability_cliff",
-    "cv_fail",
     "weak_transfer",
     "single_output_distribution",
 )
@@ -238,14 +239,14 @@ def diagnose(
     if asymmetry is not None and asymmetry.value is None:
         flags.append("asymmetry_undefined")
 
-    if transfers:
+    if cv_auc is not None and not cv_ok:
+        verdict = "cv_fail"
+    elif transfers:
         verdict = "pass"
     elif below:
         verdict = "below_chance"
     elif collapse:
         verdict = "capability_cliff"
-    elif not cv_ok:
-        verdict = "cv_fail"
     elif fresh_auc.lo > CHANCE_AUC:
         verdict = "weak_transfer"
     else:
@@ -262,6 +263,11 @@ def _explain(verdict: str, flags: list[str], ev: Evidence) -> str:
     rates = (
         f"the positive rate goes from {_rate(ev.train_n_pos, ev.train_n_neg)} on train to "
         f"{_rate(ev.fresh_n_pos, ev.fresh_n_neg)} on fresh"
+    )
+    handle = (
+        "no CV AUC was given (the handle in training is assumed)"
+        if ev.cv_auc is None
+        else f"CV finds a handle (AUC {ev.cv_auc})"
     )
     lead = {
         "pass": f"The probe transfers: {fresh} reaches the bar of {GATE_MIN_AUC} and excludes chance.",
@@ -283,14 +289,17 @@ def _explain(verdict: str, flags: list[str], ev: Evidence) -> str:
             f"{GATE_MIN_AUC}."
         ),
         "single_output_distribution": (
-            f"Single output distribution: CV finds a handle (AUC {ev.cv_auc}) and {rates} "
+            f"Single output distribution: {handle} and {rates} "
             f"(comparable), yet {fresh} cannot be told from chance: the fresh outputs are not "
             "separable in these features though their labels differ."
         ),
     }[verdict]
     notes = []
     if "base_rate_collapse" in flags and verdict != "capability_cliff":
-        notes.append(f"Note: {rates}, a collapse that makes threshold metrics unreliable.")
+        notes.append(
+            f"Note: {rates}, a collapse that makes threshold metrics unreliable"
+            + (" (a capability cliff on top)." if verdict == "cv_fail" else ".")
+        )
     if "cv_not_passed" in flags and verdict != "cv_fail":
         notes.append(f"CV itself finds no handle (AUC {ev.cv_auc}).")
     a = ev.asymmetry

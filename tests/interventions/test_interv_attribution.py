@@ -233,6 +233,11 @@ def test_max_d_null_separates_a_planted_head_from_chance():
         "null_95",
         "null_max",
         "p_value",
+        "adjusted_p",
     }
+    # every head gets its family-wise adjusted p: the planted head's is the smallest possible
+    adj = planted.to_json()["adjusted_p"]
+    assert adj["L3.H4"] == pytest.approx(1 / 101)
+    assert all(p > 0.05 for name, p in adj.items() if name != "L3.H4")
     with pytest.raises(WorkbenchError, match="n_shuffles 0 must be >= 1"):
         max_magnitude_d_null({3: x}, a, ~a, n_shuffles=0)

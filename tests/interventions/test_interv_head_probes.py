@@ -57,3 +57,26 @@ def test_bad_input():
         head_probes(acts, y, fresh=acts, folds=2)
     with pytest.raises(WorkbenchError, match="must be 0/1"):
         head_probes(acts, y * 2, folds=2)
+
+
+def test_family_wise_null_over_heads():
+    """Head 2 of layer 5 carries the label in both sets: its adjusted p is the smallest
+    possible; the other heads' are not significant; the null needs the fresh set."""
+    from workbench.core.errors import WorkbenchError
+
+    rng = np.random.default_rng(0)
+    y, fy = np.arange(60) % 2, np.arange(50) % 2
+    acts = {4: rng.normal(size=(60, 2, 3, 4)), 5: rng.normal(size=(60, 2, 3, 4))}
+    fresh = {4: rng.normal(size=(50, 2, 3, 4)), 5: rng.normal(size=(50, 2, 3, 4))}
+    acts[5][y == 1, :, 2, 0] += 1.5
+    fresh[5][fy == 1, :, 2, 0] += 1.5
+    r = head_probes(acts, y, fresh=fresh, fresh_labels=fy, n_boot=0, n_null=99)
+    by = {(p.layer, p.head): p for p in r.probes}
+    assert by[5, 2].adjusted_p == pytest.approx(0.01)
+    assert all(p.adjusted_p > 0.05 for k, p in by.items() if k != (5, 2))
+    # the null's observed AUCs are the heads' fresh AUCs (exact optimum vs lbfgs: same ranking)
+    np.testing.assert_allclose(r.null.observed, [p.fresh.auc for p in r.probes], atol=0.01)
+    doc = r.to_json()
+    assert doc["familywise"]["best_name"] == "L5.H2" and doc["heads"][0]["adjusted_p"] is not None
+    with pytest.raises(WorkbenchError, match="n_null=10: the family-wise null refits"):
+        head_probes(acts, y, n_null=10)

@@ -133,7 +133,8 @@ def check_02(outputs) -> None:
     fresh = dict(re.findall(r"(C=[\d.]+): CV AUC .*?; fresh AUC (\d\.\d{4})", text))
     assert abs(float(fresh["C=1"]) - 0.5187) < 0.001 and abs(float(fresh["C=0.1"]) - 0.5048) < 0.001
     assert "verdict: fail" in text
-    assert "diagnosis: capability_cliff" in text and "degenerate_asymmetry" in text
+    assert "diagnosis: cv_fail" in text and "base_rate_collapse" in text
+    assert "degenerate_asymmetry" in text
     assert n_plotly(outputs) == 4  # AUC across steps, ROC, disposition 2x2, PCA
 
 

@@ -105,10 +105,14 @@ def files(tmp_path, good):
     np.savez(d / "narrow.npz", X=Xf[:, :3])
     np.savez(d / "nan.npz", X=np.where(np.arange(60)[:, None] % 20 == 3, np.nan, X))
     (d / "judge_train.json").write_text(
-        json.dumps({"items": [{"scores": {"acc": int(v) * 4 + 1}} for v in y]})
+        json.dumps(
+            {"items": [{"scores": {"acc": int(v) * 4 + 1, "inv": 5 - int(v) * 4}} for v in y]}
+        )
     )
     (d / "judge_fresh.json").write_text(
-        json.dumps({"items": [{"scores": {"acc": int(v) * 4 + 1}} for v in yf]})
+        json.dumps(
+            {"items": [{"scores": {"acc": int(v) * 4 + 1, "inv": 5 - int(v) * 4}} for v in yf]}
+        )
     )
     return d
 
@@ -179,6 +183,7 @@ def test_cli_runs_all_five_steps(files, tmp_path, run_cli, good):
     axis = f"acc={files}/judge_train.json,{files}/judge_fresh.json"
     code, err = run_cli(
         *cli_args(files, out, **{"--axis": axis, "--axis-threshold": 4}),
+        "--axis", f"inv={files}/judge_train.json,{files}/judge_fresh.json",
         "--layers-train", files / "layers_train.npz", "--layers-fresh", files / "layers_fresh.npz",
         "--last-n", "2",
         "--second-model-train", files / "m2_train.npz", "--second-model-fresh", files / "m2_fresh.npz",
@@ -186,18 +191,18 @@ def test_cli_runs_all_five_steps(files, tmp_path, run_cli, good):
     )  # fmt: skip
     assert code == 0, err
     doc = json.loads((out / "report.json").read_text())
-    assert [s["verdict"] for s in doc["steps"]] == ["pass"] * 5
+    assert [s["verdict"] for s in doc["steps"]] == ["pass"] * 5 + ["not run"]
     assert doc["trials"]["axis:acc"]["train"]["n_pos"] == int(y.sum())
     assert doc["trials"]["layers"]["features"] == "mean of last 2 of 4 layers"
     assert doc["config"]["n_last_layers"] == 2
-    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == [".workbench-owned", "report.json", "report.md"]
     # a run with figures, then one without: the old figures must not stay beside the new report
     code, err = run_cli(*cli_args(files, out))
     assert code == 0, err
     assert (out / "figures.html").exists()
     code, err = run_cli(*cli_args(files, out), "--no-figures")
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == [".workbench-owned", "report.json", "report.md"]
 
 
 def test_cli_matches_store_features_to_labels_by_id(tmp_path, run_cli, good):
@@ -239,6 +244,8 @@ def test_cli_matches_store_features_to_labels_by_id(tmp_path, run_cli, good):
         assert code == 0, err
         doc = json.loads((out / "report.json").read_text())
         docs.append([(s["verdict"], s["summary"]) for s in doc["steps"]])
+        docs[-1].append(doc["trials"]["axis:ok"]["verdict"])
     assert docs[0] == docs[1]
     assert docs[0][1][0] == "pass"  # the planted signal transfers only with aligned labels
-    assert docs[0][2][0] == "pass"  # the axis labels are aligned by id too
+    assert docs[0][-1] == "pass"  # the axis labels are aligned by id too
+    assert docs[0][2][0] == "not run"  # one axis: step 3 is not run

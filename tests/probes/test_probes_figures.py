@@ -80,3 +80,29 @@ def test_report_figures(data):
     r, X, y, Xf, yf = data
     figs = report_figures(r, train_X=X, train_y=y, fresh_X=Xf, fresh_y=yf)
     assert sorted(figs) == ["auc_collapse", "axes", "disposition", "pca", "roc"]
+
+
+def test_confound_figure_draws_the_step_numbers():
+    from probes.figures import report_figures
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=240)
+    y = (z + rng.normal(size=240) > 0).astype(int)
+    X = rng.normal(size=(240, 6))
+    X[:, 0] += 2 * z
+    X[:, 1] += 2 * (y - 0.5)
+    r = falsify(X[:120], y[:120], fresh_X=X[120:], fresh_y=y[120:], n_boot=50, n_perm=50,
+                n_control=0, confounds={"length": (z[:120], z[120:])})  # fmt: skip
+    fig = report_figures(r)["confounds"]
+    bars = {t.name: t.y[0] for t in fig.data}
+    res = r.confounds.result("length")
+    assert bars == pytest.approx({
+        "confounds alone": res.incremental.auc_confounds,
+        "confounds + probe": res.incremental.auc_combined,
+        "probe within strata": res.stratified.auc,
+        "probe on erased features": res.erasure.fresh.auc,
+    })  # fmt: skip
+    assert r.confounds.verdict in fig.layout.title.text
+    assert "confounds" not in report_figures(
+        falsify(X[:120], y[:120], n_boot=50, n_perm=50, n_control=0)
+    )

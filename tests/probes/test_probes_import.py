@@ -23,3 +23,19 @@ def test_init_only_reexports():
     for name in probes.__all__:
         obj = getattr(probes, name)
         assert name.isupper() or obj.__module__.startswith("probes.")
+
+
+def test_falsify_without_confounds_loads_no_torch():
+    """LEACE (torch) is imported inside the erasure step only: a falsify without
+    confounds, or with confounds and erase_confounds=False, never loads it."""
+    code = (
+        "import sys, numpy as np, probes; rng = np.random.default_rng(0); "
+        "y = np.arange(80) % 2; X = rng.normal(size=(80, 4)) + y[:, None]; "
+        "kw = dict(fresh_X=X[40:], fresh_y=y[40:], n_boot=20, n_perm=20, n_control=0); "
+        "probes.falsify(X[:40], y[:40], **kw); "
+        "z = rng.normal(size=80); "
+        "probes.falsify(X[:40], y[:40], confounds={'z': (z[:40], z[40:])}, "
+        "erase_confounds=False, **kw); "
+        "assert 'torch' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

@@ -165,3 +165,25 @@ def test_labels_are_matched_to_feature_ids_not_file_order(tmp_path):
     no_ids = tmp_path / "plain.jsonl"
     no_ids.write_text("".join(json.dumps({"y": y}) + "\n" for y in (1, 0, 1)))
     assert load_labels(f"{no_ids}:y", ids=ids).tolist() == [1.0, 0.0, 1.0]  # by order
+
+
+def test_records_keyed_by_i_are_matched_by_id(tmp_path):
+    """The paper's files keep records under ``items`` with the key ``i``: read as they are."""
+    from probes.labels import load_values, record_ids
+
+    path = tmp_path / "paper_like.json"
+    items = [{"i": 2, "correct": True, "c": 0.9}, {"i": 0, "correct": False, "c": 0.1},
+             {"i": 1, "correct": True, "c": 0.6}]  # fmt: skip
+    path.write_text(json.dumps({"params": {}, "items": items}))
+    assert record_ids(str(path)) == ["2", "0", "1"]
+    assert load_labels(f"{path}:correct", ids=["0", "1", "2"]).tolist() == [0.0, 1.0, 1.0]
+    assert load_values(f"{path}:c", ids=["0", "1", "2"]).tolist() == [0.1, 0.6, 0.9]
+    with pytest.raises(WorkbenchError, match=r"has no value for item '3' \(1 of 2 missing\)"):
+        load_values(f"{path}:c", ids=["0", "3"])
+
+
+def test_paper_judge_file_ids(artifacts):
+    from probes.labels import record_ids
+
+    ids = record_ids(str(artifacts / "judge_v4_step16.json"))
+    assert ids == [str(k) for k in range(100)]

@@ -2,7 +2,9 @@
 
 Published: fresh AUC 0.5187 (C=1.0) and 0.5048 (C=0.1); best balanced asymmetry
 -0.161 at threshold 0.06 and -0.188 at 0.16; gate failed; capability cliff
-(positive rate 0.56 -> 0.047) with a degenerate asymmetry. The files are read
+(positive rate 0.56 -> 0.047) with a degenerate asymmetry. The within-distribution
+CV on the released features is at chance (AUC 0.524), so the taxonomy diagnoses
+"no signal in training" (``cv_fail``) first and reports the collapse as context. The files are read
 by path (skipped, with their source, when absent) and every number is also
 computed here independently with plain sklearn.
 """
@@ -63,17 +65,22 @@ def test_published_numbers(report, smollm, C):
     assert round(t.asymmetry.value, 3) == asym and t.asymmetry.threshold == threshold
     assert not t.gate.passed and not t.gate.auc_ok and t.gate.asymmetry_ok
     d = run.diagnosis
-    assert d.verdict == "capability_cliff"
-    assert "degenerate_asymmetry" in d.flags
+    assert d.verdict == "cv_fail"  # CV at chance: no handle in training comes first
+    assert {"base_rate_collapse", "degenerate_asymmetry", "cv_not_passed"} <= set(d.flags)
     assert d.evidence.train_pos_rate == pytest.approx(0.56)
     assert d.evidence.fresh_pos_rate == pytest.approx(9 / 193)
 
 
 def test_report_level_verdicts(report):
     assert report.step("fresh").verdict == "fail" and report.verdict == "fail"
-    assert report.diagnosis.verdict == "capability_cliff"
-    assert "degenerate_asymmetry" in report.diagnosis.flags
-    assert "0.560 (56/100)" in report.diagnosis.explanation
+    assert report.step("cv").verdict == "fail"
+    cv = report.trial("main").best.cv
+    assert round(cv.auc.auc, 3) == 0.524 and cv.auc.lo < 0.5  # at chance
+    assert report.diagnosis.verdict == "cv_fail"
+    assert {"base_rate_collapse", "degenerate_asymmetry"} <= set(report.diagnosis.flags)
+    text = report.diagnosis.explanation
+    assert text.startswith("No handle within the training distribution (CV AUC 0.524")
+    assert "0.560 (56/100)" in text and "0.047 (9/193)" in text and "capability cliff" in text
     # chance is measured beside the AUC: the fresh AUC sits inside the shuffled-label range
     null = report.trial("main").best.transfer.null
     assert null.null_lo < 0.5187 < null.null_hi and null.p_above > 0.05
@@ -136,13 +143,13 @@ def test_cli_reproduces_the_paper(artifacts, tmp_path, run_cli):
         assert round(t["asymmetry"]["value"], 3) == asym
         assert t["asymmetry"]["threshold"] == threshold
         assert t["gate"]["passed"] is False
-    assert doc["diagnosis"]["verdict"] == "capability_cliff"
-    assert "degenerate_asymmetry" in doc["diagnosis"]["flags"]
+    assert doc["diagnosis"]["verdict"] == "cv_fail"
+    assert {"base_rate_collapse", "degenerate_asymmetry"} <= set(doc["diagnosis"]["flags"])
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["figures.html", "report.json", "report.md"]
+    assert names == [".workbench-owned", "figures.html", "report.json", "report.md"]
     page = (out / "figures.html").read_text()
     for fig in ("auc_collapse", "disposition", "pca", "roc"):
         assert f'id="fig-{fig}"' in page, fig
     assert page.count("plotly.js v") == 1  # the library is embedded once for the page
-    assert "capability_cliff" in (out / "report.md").read_text()
-    assert "diagnosis: capability_cliff" in err
+    assert "Diagnosis: cv_fail" in (out / "report.md").read_text()
+    assert "diagnosis: cv_fail (base_rate_collapse" in err

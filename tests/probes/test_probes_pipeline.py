@@ -33,8 +33,8 @@ def test_all_five_steps(sets):
         second_model=(X[:, ::-1] * 2, Xf[:, ::-1] * 2),
         Cs=(1.0, 0.1), **FAST,
     )  # fmt: skip
-    assert [s.verdict for s in r.steps] == ["pass"] * 5
-    assert r.verdict == "pass"
+    assert [s.verdict for s in r.steps] == ["pass"] * 5 + ["not run"]
+    assert r.verdict == "pass"  # no confounds named: step 6 is not run and does not block
     assert [s.name for s in r.steps] == list(ESCAPE_HATCHES)
     for s in r.steps:
         assert s.escape_hatch == ESCAPE_HATCHES[s.name] and s.summary
@@ -51,7 +51,7 @@ def test_all_five_steps(sets):
 def test_steps_without_inputs_are_not_run(sets):
     (X, y), _ = sets
     r = falsify(X, y, **FAST)
-    assert [s.verdict for s in r.steps] == ["pass", "not run", "not run", "not run", "not run"]
+    assert [s.verdict for s in r.steps] == ["pass"] + ["not run"] * 5
     assert r.verdict == "incomplete" and r.diagnosis is None
     assert r.trial("main").best.transfer is None
 
@@ -106,7 +106,10 @@ def test_json_has_the_documented_keys(sets):
     (X, y), (Xf, yf) = sets
     r = falsify(X, y, fresh_X=Xf, fresh_y=yf, axes={"a": (y, yf)}, **FAST)
     doc = json.loads(json.dumps(r.to_json()))  # plain JSON types only
-    assert set(doc) == {"schema", "verdict", "gate", "config", "steps", "trials", "diagnosis"}
+    assert set(doc) == {
+        "schema", "verdict", "gate", "config", "steps", "trials", "diagnosis", "confounds"
+    }  # fmt: skip
+    assert doc["confounds"] is None and doc["steps"][5]["verdict"] == "not run"
     assert doc["schema"] == "probes.falsification/1"
     assert set(doc["steps"][0]) == {
         "step",
@@ -148,4 +151,16 @@ def test_json_has_the_documented_keys(sets):
     assert set(doc["diagnosis"]) == {"verdict", "flags", "explanation", "evidence"}
     assert "axis:a" in doc["trials"]
     md = r.to_markdown()
-    assert md.startswith("# Falsification report") and "| 3. Every label axis | pass |" in md
+    assert md.startswith("# Falsification report") and "| 3. Every label axis | not run |" in md
+
+
+def test_a_single_testable_axis_is_not_run_never_pass(sets):
+    """One axis (here the main label again) would repeat step 2: step 3 is not run, with
+    the reason, and the trial is still reported as context."""
+    (X, y), (Xf, yf) = sets
+    r = falsify(X, y, fresh_X=Xf, fresh_y=yf, axes={"correct": (y, yf)}, **FAST)
+    assert r.axis("correct").verdict == "pass"  # the axis itself transfers
+    step = r.step("axes")
+    assert step.verdict == "not run" and step.trials == ("axis:correct",)
+    assert "Only one testable axis (correct" in step.summary
+    assert r.verdict == "incomplete"

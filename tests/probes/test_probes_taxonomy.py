@@ -156,3 +156,35 @@ def test_single_class_is_refused():
             cv_auc=None,
             fresh_auc=AUCResult(0.5, 0.5, 0.5, 1, 1),
         )
+
+
+def test_cv_at_chance_comes_before_a_base_rate_collapse():
+    """The paper's SmolLM shape: CV at chance and a collapsed fresh rate. No signal in
+    training is the diagnosis; the collapse is a flag and a note, never the verdict."""
+    d = diagnose(
+        train_y=[1] * 56 + [0] * 44,
+        fresh_y=[1] * 9 + [0] * 184,
+        cv_auc=AUCResult(0.524, 0.413, 0.643, 56, 44),
+        fresh_auc=AUCResult(0.519, 0.33, 0.71, 9, 184),
+    )
+    assert d.verdict == "cv_fail"
+    assert d.flags == ("base_rate_collapse", "cv_not_passed")
+    assert "capability cliff on top" in d.explanation
+    # the same rates with a CV handle are a cliff
+    d2 = diagnose(
+        train_y=[1] * 56 + [0] * 44,
+        fresh_y=[1] * 9 + [0] * 184,
+        cv_auc=AUCResult(0.80, 0.70, 0.88, 56, 44),
+        fresh_auc=AUCResult(0.519, 0.33, 0.71, 9, 184),
+    )
+    assert d2.verdict == "capability_cliff"
+
+
+def test_no_cv_given_is_not_a_cv_failure():
+    d = diagnose(
+        train_y=[1] * 58 + [0] * 42,
+        fresh_y=[1] * 55 + [0] * 138,
+        cv_auc=None,
+        fresh_auc=AUCResult(0.51, 0.41, 0.60, 55, 138),
+    )
+    assert d.verdict == "single_output_distribution" and "no CV AUC was given" in d.explanation

@@ -77,6 +77,8 @@ def test_sft_script_loss_falls_and_adapter_loads(tiny_dir, sft_file, tmp_path, c
     assert manifest["base_model"]["fingerprint_sha256"]
     assert manifest["hyperparameters"]["rank"] == 8 and manifest["hyperparameters"]["lr"] == 1e-2
     assert manifest["lora"]["n_modules"] == 3 * 4  # q, k, v, o in each of 3 layers
+    assert len(manifest["lora"]["modules"]) == 12  # named, as peft wrapped them
+    assert manifest["lora"]["modules"][0] == "model.layers.0.self_attn.q_proj"
     assert manifest["versions"]["peft"] and manifest["versions"]["trl"]
 
     base, tuned = load_model(str(tiny_dir)), load_model(str(tiny_dir), adapter=out)

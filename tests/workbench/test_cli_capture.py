@@ -175,8 +175,8 @@ def test_more_bad_inputs_are_one_line_and_leave_nothing(tiny_dir, tmp_path, item
         (["--items", str(binary)], r"binary.jsonl:2: not UTF-8 text: save the file as UTF-8"),
         (["--items", str(tmp_path)], r"is a directory: pass a JSONL file with id and prompt"),
         (["--items", items, "--device", "tpu0"], r"device 'tpu0' is not a torch device"),
-        (["--items", items, "--max-response-tokens", "-1"], r"max_response_tokens -1 must be >= 1"),
-        (["--items", items, "--batch-size", "0"], r"batch_size 0 must be >= 1"),
+        (["--items", items, "--max-response-tokens", "-1"], r"max.response.tokens -1 must be >= 1"),
+        (["--items", items, "--batch-size", "0"], r"batch.size 0 must be >= 1"),
         (["--items", items, "--model", str(corrupt)], r"a weights file is corrupt"),
     ]
     for args, pattern in cases:

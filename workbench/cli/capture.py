@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from workbench.cli.options import Backend, Device, DeviceMap, Dtype, MaxMemory, load_options
-from workbench.core.progress import console
+from workbench.core.errors import WorkbenchError
+from workbench.core.progress import say
 
 __all__ = ["register"]
 
@@ -69,13 +70,23 @@ def capture(
     the main process writes the manifest when all are done.
     """
     from workbench.core.items import read_items
-    from workbench.core.sites import expand_sites
+    from workbench.core.sites import expand_sites, parse_sites
+    from workbench.core.store import check_out_dir
     from workbench.model.capture import capture_to_store
     from workbench.model.loaded import unwrap
     from workbench.model.loading import load_model
     from workbench.model.parallel import launched, planned, process_device
 
     options = load_options(device, dtype, device_map, max_memory, backend)
+    check_out_dir(out)  # every input is checked before the weights load
+    for option, value in (
+        ("--batch-size", batch_size),
+        ("--shard-size", shard_size),
+        ("--max-response-tokens", max_response_tokens),
+    ):
+        if value < 1:
+            raise WorkbenchError(f"{option} {value} must be >= 1")
+    parse_sites([s.replace("*", "0") for s in site])  # the syntax; head_in(*) expands later
     rows = read_items(items)
     planned().check_device_map(device_map)
     planned().check_shards(len(rows), shard_size)
@@ -85,7 +96,7 @@ def capture(
         **{**options.load_kwargs(), "device": process_device(device, procs)},
         adapter=adapter,
         trust_remote_code=trust_remote_code,
-        progress=console.print,
+        progress=say,
     )
     sites = expand_sites(site, unwrap(lm)[0].layout.layers_with_attention)
     store = capture_to_store(
@@ -103,8 +114,8 @@ def capture(
     if not procs.is_main:
         return
     for name in store.sites:
-        console.print(f"{name}: {tuple(store.load(name).shape)}")
-    console.print(f"wrote {store.n_items} items to {out}")
+        say(f"{name}: {tuple(store.load(name).shape)}")
+    say(f"wrote {store.n_items} items to {out}")
 
 
 def register(app: typer.Typer) -> None:

@@ -71,20 +71,29 @@ def generate_command(
     With ``--score domain`` each row also holds ``scores.domain`` (1/0), a label
     source for ``workbench falsify --train-labels DIR/generations.jsonl:scores.domain``.
     """
-    from workbench.conditions.condition import CONDITION_FILE, build_condition
+    from workbench.conditions.condition import CONDITION_FILE, build_condition, check_labels
     from workbench.conditions.scorers import score_key
     from workbench.core.items import read_items
-    from workbench.core.progress import console
+    from workbench.core.progress import say
+    from workbench.core.store import check_out_dir
     from workbench.model.dealt import generate_parts
     from workbench.model.generation import generate
     from workbench.model.loading import load_model
     from workbench.model.parallel import launched, planned, process_device
 
     options = load_options(device, dtype, device_map, max_memory, backend)
+    check_out_dir(out)  # everything below is checked before any weights load
     if (out / CONDITION_FILE).exists() and not overwrite:
         raise WorkbenchError(f"{out} already holds a condition: pass a new --out or --overwrite")
+    if out.is_dir() and any(out.iterdir()) and not (out / CONDITION_FILE).exists():
+        raise WorkbenchError(
+            f"--out {out} is a folder that holds files but no condition: pass a new or empty folder"
+        )
     scorers = [_stored_scorer(spec) for spec in score or []]
     rows = read_items(items)
+    check_labels(rows)
+    for scorer in scorers:
+        scorer.check_items(rows)
     planned().check_device_map(device_map)
     planned().check_shards(len(rows), shard_size)
     procs = launched(device)
@@ -93,7 +102,7 @@ def generate_command(
         **{**options.load_kwargs(), "device": process_device(device, procs)},
         adapter=adapter,
         trust_remote_code=trust_remote_code,
-        progress=console.print,
+        progress=say,
     )
     decoding: dict[str, Any] = {
         "max_new_tokens": max_new_tokens, "do_sample": do_sample, "temperature": temperature,
@@ -143,7 +152,7 @@ def _rescore(
     cond: Any, max_new_tokens: int, model: str | None, device: str, batch_size: int, judge: Any
 ) -> Any:
     from workbench.conditions.compare import rescore_condition
-    from workbench.core.progress import console
+    from workbench.core.progress import say
     from workbench.model.loading import load_model
 
     lm = None
@@ -153,7 +162,7 @@ def _rescore(
             adapter=cond.model.get("adapter"),
             dtype=str(cond.model.get("dtype", "float32")),
             device=device,
-            progress=console.print,
+            progress=say,
         )
     new = rescore_condition(cond, lm, max_new_tokens, batch_size=batch_size, progress=True)
     if judge is None:
@@ -202,9 +211,10 @@ def compare_command(
     from workbench.conditions.compare_report import comparison_markdown, delta_line
     from workbench.conditions.condition import read_condition
     from workbench.conditions.scorers import Scorer, score_key
-    from workbench.core.store import atomic_write_bytes, check_out_dir
+    from workbench.core.files import check_outputs, make_owned_dir
+    from workbench.core.store import atomic_write_bytes
 
-    check_out_dir(out)
+    check_outputs(out, ("comparison.json", "report.md", "rescored"))
     scorer = Scorer.parse(score)
     ca, cb = read_condition(a), read_condition(b)
     allowed = list(allow or [])
@@ -230,7 +240,7 @@ def compare_command(
         result = compare_conditions(
             ca, cb, scorer=scorer, allow=allowed, rescored=rescored, n_boot=n_boot, seed=seed
         )
-    out.mkdir(parents=True, exist_ok=True)
+    make_owned_dir(out)
     for tag, cond in zip("ab", rescored or (), strict=False):
         if scorer.kind != "judge":  # the rescored rows carry their scores: a label source
             values = scorer(cond)

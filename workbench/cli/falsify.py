@@ -1,4 +1,4 @@
-"""``workbench falsify``: the five-step pipeline on feature files and label files.
+"""``workbench falsify``: the five-step pipeline (and the confound step) on feature and label files.
 
 Every input is read and checked before anything is written; the outputs
 (``report.json``, ``report.md``, one HTML file per figure) are written
@@ -41,6 +41,21 @@ def _split_axis(text: str) -> tuple[str, str, str | None]:
     return name, parts[0], parts[1] if len(parts) == 2 else None
 
 
+def _named_specs(texts: list[str] | None, option: str) -> dict[str, str]:
+    """``NAME=SPEC`` options by name (each name once)."""
+    out: dict[str, str] = {}
+    for text in texts or []:
+        name, sep, spec = text.partition("=")
+        if not name or not sep or not spec:
+            raise WorkbenchError(
+                f"{option} {text!r} is not NAME=SPEC: e.g. {option} length=labels.json:n_tokens:num"
+            )
+        if name in out:
+            raise WorkbenchError(f"{option} {name!r} is given twice: name each confound once")
+        out[name] = spec
+    return out
+
+
 def _layers(spec: str) -> np.ndarray:
     """Layer features: a 3-D ``X`` in an .npz is kept for pooling; else as any features."""
     from probes.labels import load_features, parse_spec
@@ -50,14 +65,16 @@ def _layers(spec: str) -> np.ndarray:
     if path.suffix.lower() == ".npz":
         arrays = load_npz(path)
         arr = arrays.get(key or "X")
-        if arr is not None and arr.ndim == 3:
+        if arr is not None and arr.ndim == 3 and arr.dtype.kind in "biuf" and arr.size:
             return arr
     return load_features(spec)
 
 
-def _note_missing(console: Any, what: str, y: np.ndarray | None) -> None:
+def _note_missing(what: str, y: np.ndarray | None) -> None:
+    from workbench.core.progress import say
+
     if y is not None and np.isnan(y).any():
-        console.print(
+        say(
             f"note: {int(np.isnan(y).sum())} of {y.size} {what} items have no label and are "
             "left out of that trial"
         )
@@ -100,18 +117,31 @@ def falsify_command(
         int, typer.Option(help="Control-task refits (shuffled labels) of the chosen setting.")
     ] = 5,
     figures: Annotated[bool, typer.Option(help="Write the HTML figures.")] = True,
+    train_confound: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=PATH[:FIELD][:cat|:num], training items; repeat (step 6)."),
+    ] = None,
+    fresh_confound: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=PATH[:FIELD][:cat|:num], fresh items; one per --train-confound."),
+    ] = None,
+    erase: Annotated[
+        bool, typer.Option(help="Step 6: LEACE-erase the confounds and re-run steps 1-2.")
+    ] = True,
 ) -> None:
     """Run the five-step falsification pipeline and write report.json, report.md, figures."""
     from rich.console import Console
 
     from probes.axes import load_axis
     from probes.estimators import LinearProbe, MassMeanProbe, MLPProbe
-    from probes.labels import feature_ids, load_features, load_labels
+    from probes.labels import feature_ids, load_features, load_labels, read_labels
     from probes.pipeline import falsify
-    from workbench.core.store import atomic_write_bytes, check_out_dir
+    from workbench.core.files import check_outputs, make_owned_dir
+    from workbench.core.progress import say
+    from workbench.core.store import atomic_write_bytes
 
-    console = Console(stderr=True)
-    check_out_dir(out)
+    console = Console(stderr=True, markup=False, highlight=False)
+    check_outputs(out, ("report.json", "report.md", "figures.html"))
     if probe not in PROBES:
         raise WorkbenchError(f"--probe {probe!r} is unknown: pass one of {', '.join(PROBES)}")
     if (fresh is None) != (fresh_labels is None):
@@ -120,18 +150,24 @@ def falsify_command(
         raise WorkbenchError("--layers-fresh needs --layers-train: pass both")
     if (second_model_train is None) and second_model_fresh is not None:
         raise WorkbenchError("--second-model-fresh needs --second-model-train: pass both")
+    confound_specs = (
+        _named_specs(train_confound, "--train-confound"),
+        _named_specs(fresh_confound, "--fresh-confound"),
+    )
+    if (confound_specs[0] or confound_specs[1]) and fresh is None:
+        raise WorkbenchError(
+            "--train-confound/--fresh-confound need the fresh set: pass --fresh and --fresh-labels"
+        )
 
     with console.status("reading features and labels"):
         X = load_features(train)
         train_ids = feature_ids(train)  # labels follow these ids when their records carry ids
         fresh_ids = feature_ids(fresh) if fresh else None
-        y = load_labels(train_labels, threshold=threshold, ids=train_ids)
+        read = {"train": read_labels(train_labels, threshold=threshold, ids=train_ids)}
         Xf = load_features(fresh) if fresh else None
-        yf = (
-            load_labels(fresh_labels, threshold=threshold, ids=fresh_ids)
-            if fresh and fresh_labels
-            else None
-        )
+        if fresh and fresh_labels:
+            read["fresh"] = read_labels(fresh_labels, threshold=threshold, ids=fresh_ids)
+        y, yf = read["train"].values, read["fresh"].values if "fresh" in read else None
         axes = {}
         for text in axis or []:
             name, t_spec, f_spec = _split_axis(text)
@@ -170,11 +206,11 @@ def falsify_command(
                 else yf
             )
             second_labels = (ty2, fy2)
+        from probes.confound_specs import load_confounds
 
-    for what, labels in [("train", y), ("fresh", yf)] + [
-        (f"axis {k} {s}", v[i]) for k, v in axes.items() for i, s in enumerate(("train", "fresh"))
-    ]:
-        _note_missing(console, what, labels)
+        confounds = load_confounds(
+            *confound_specs, train_ids=train_ids, fresh_ids=fresh_ids
+        )  # fmt: skip
 
     estimator = {"linear": LinearProbe(), "mlp": MLPProbe(), "mass-mean": MassMeanProbe()}[probe]
     Cs = tuple(C) if C else (1.0,)
@@ -189,6 +225,8 @@ def falsify_command(
             n_last_layers=last_n,
             second_model=second,
             second_model_labels=second_labels,
+            confounds=confounds or None,
+            erase_confounds=erase,
             probe=estimator,
             Cs=Cs,
             folds=folds,
@@ -199,7 +237,16 @@ def falsify_command(
             progress=status.update,
         )
         outputs: dict[str, bytes] = {
-            "report.json": (json.dumps(report.to_json(), indent=2) + "\n").encode(),
+            "report.json": (
+                json.dumps(
+                    {
+                        **report.to_json(),
+                        "labels_matched_by": {k: v.matched_by for k, v in read.items()},
+                    },
+                    indent=2,
+                )
+                + "\n"
+            ).encode(),
             "report.md": report.to_markdown().encode(),
         }
         if figures:
@@ -215,20 +262,33 @@ def falsify_command(
             title = f"Falsification: {report.verdict}"
             outputs["figures.html"] = page_html(figs, title=title).encode()  # plotly.js once
 
-    out.mkdir(parents=True, exist_ok=True)
+    make_owned_dir(out)
     for name, data in outputs.items():
         atomic_write_bytes(out / name, data)
     stale = out / "figures.html"
     if "figures.html" not in outputs and stale.exists():
         stale.unlink()  # an earlier run's figures must not sit beside this report
 
-    console.print(f"verdict: [bold]{report.verdict}[/bold]")
+    matched = {k: v.matched_by for k, v in read.items()}
+    for what, how in matched.items():
+        if how == "order":
+            say(
+                f"note: {what} labels follow file order (the label file or the features carry no item ids)"
+            )
+    for what, labels in [("train", y), ("fresh", yf)] + [
+        (f"axis {k} {s}", v[i]) for k, v in axes.items() for i, s in enumerate(("train", "fresh"))
+    ]:
+        _note_missing(what, labels)
+
+    say(f"verdict: {report.verdict}")
     for s in report.steps:
-        console.print(f"  step {s.step} {s.title}: {s.verdict}")
+        say(f"  step {s.step} {s.title}: {s.verdict}")
     if report.diagnosis is not None:
         d = report.diagnosis
-        console.print(f"diagnosis: {d.verdict} ({', '.join(d.flags) or 'no flags'})")
-    console.print(f"wrote {', '.join(outputs)} to {out}")
+        say(f"diagnosis: {d.verdict} ({', '.join(d.flags) or 'no flags'})")
+    if report.confounds is not None:
+        say(f"confounds: {report.confounds.sentence}")
+    say(f"wrote {', '.join(outputs)} to {out}")
 
 
 def register(app: typer.Typer) -> None:

@@ -61,18 +61,17 @@ def attribute_command(
     ] = 1.0,
 ) -> None:
     """Attribute a behaviour to attention heads: cohort A against cohort B, per head."""
-    from rich.console import Console
-
     from interventions.activations import layers_from_features
     from interventions.attribution import attribute_heads
     from interventions.cohorts import cohorts_from_labels
     from interventions.head_probes import head_probes
     from interventions.report import write_attribution_report
     from probes.labels import load_labels
-    from workbench.core.store import FeatureStore, check_out_dir
+    from workbench.core.files import check_outputs, make_owned_dir
+    from workbench.core.progress import say
+    from workbench.core.store import FeatureStore
 
-    console = Console(stderr=True)
-    check_out_dir(out)
+    check_outputs(out, ("attribution.json", "attribution.html"))
     store = FeatureStore(features)
     names = site or [s for s in store.sites if s.startswith("head_in")]
     missing = [s for s in names if s not in store.sites]
@@ -104,7 +103,7 @@ def attribute_command(
             y = np.where(cohorts[a], 1.0, np.where(cohorts[b], 0.0, np.nan))
             result = head_probes(layers, y, folds=folds, C=C)
         else:
-            console.print(f"note: head probes skipped: a cohort has fewer than {folds} items")
+            say(f"note: head probes skipped: a cohort has fewer than {folds} items")
     meta = {
         "features": str(features),
         "sites": names,
@@ -113,13 +112,13 @@ def attribute_command(
         "compare": compare,
         "cohort_sizes": {k: int(v.sum()) for k, v in cohorts.items()},
     }
-    paths = write_attribution_report(out, attr, result, meta=meta, top_k=top)
-    console.print(f"{a} n={attr.n_a} vs {b} n={attr.n_b}; top heads by magnitude d:")
+    paths = write_attribution_report(make_owned_dir(out), attr, result, meta=meta, top_k=top)
+    say(f"{a} n={attr.n_a} vs {b} n={attr.n_b}; top heads by magnitude d:")
     for layer, head, d in attr.export("magnitude", min(top, 5)):
         h = attr.head(layer, head)
         flag = " [collinear]" if h.collinear else ""
-        console.print(f"  L{layer}.H{head}: d={d:+.3f} cos={h.cos:.3f}{flag}")
-    console.print(f"wrote {', '.join(p.name for p in paths.values())} to {out}")
+        say(f"  L{layer}.H{head}: d={d:+.3f} cos={h.cos:.3f}{flag}")
+    say(f"wrote {', '.join(p.name for p in paths.values())} to {out}")
 
 
 def temper_command(
@@ -155,15 +154,15 @@ def temper_command(
     from interventions.report import write_sweep_report
     from interventions.sweep import temper_sweep
     from interventions.temper import SITES, parse_head
+    from workbench.core.files import check_outputs, make_owned_dir
     from workbench.core.items import read_items
-    from workbench.core.store import check_out_dir
     from workbench.labels.domains import check_item
     from workbench.labels.verbal import classify_verbal
     from workbench.model.generation import DecodingConfig
     from workbench.model.loading import load_model
 
     options = load_options(device, dtype, device_map, max_memory, backend)
-    console = Console(stderr=True)
+    console = Console(stderr=True, markup=False, highlight=False)  # paths print as written
     if at not in SITES:
         raise WorkbenchError(f"--at {at!r}: use one of {', '.join(SITES)}")
     targets: list[Any] = [parse_head(h) for h in head or []] if at != "mlp" else list(layer or [])
@@ -180,7 +179,7 @@ def temper_command(
         max_new_tokens=max_new_tokens, do_sample=not greedy, temperature=temperature, top_p=top_p
     )
     item_list = read_items(items)
-    check_out_dir(out)
+    check_outputs(out, ("sweep.json", "sweep.html"))
     scorers = {"asserts": lambda it, r: classify_verbal(r) == "assert"}
     if all("family" in it.labels for it in item_list):
         scorers["correct"] = check_item
@@ -198,7 +197,7 @@ def temper_command(
         progress=True,
     )
     meta = {"model": lm.describe(), "items": str(items), "n_items": len(item_list), "at": at}
-    paths = write_sweep_report(out, result, meta=meta)
+    paths = write_sweep_report(make_owned_dir(out), result, meta=meta)
     for metric in result.metrics:
         row = ", ".join(
             f"{result.parameter}={s.value:g}: {s.mean:.3f} [{s.lo:.3f}, {s.hi:.3f}]"

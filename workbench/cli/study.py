@@ -20,7 +20,7 @@ _NO_CACHE = "Recompute every stage instead of reusing the run directory's caches
 
 
 def _run(config_path: Path | None, out: Path, threads: int, no_cache: bool, progress: bool) -> None:
-    from workbench.core.progress import console
+    from workbench.core.progress import say
     from workbench.core.store import check_out_dir
     from workbench.study.config import load_config
     from workbench.study.runner import run_study
@@ -48,7 +48,7 @@ def _run(config_path: Path | None, out: Path, threads: int, no_cache: bool, prog
             f"confound check: the probe (fresh AUC {probe.auc:.3f}) {word} the best trivial "
             f"baseline, {best[0]} ({best[1].auc:.3f})"
         )
-    console.print(f"total {result.seconds.get('total', 0.0):.0f} s")
+    say(f"total {result.seconds.get('total', 0.0):.0f} s")
     print(f"report: {result.report_path}")
 
 

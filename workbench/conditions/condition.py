@@ -16,10 +16,16 @@ when anything but the model differs. A condition directory holds::
 (prompt + response), and ``score_items(read_items(...), cfg, out=DIR/judge)``
 judges it in place.
 
->>> gens = generate(lm, items, max_new_tokens=64)  # doctest: +SKIP
->>> write_condition("runs/base", gens, lm, items=items)  # doctest: +SKIP
->>> read_condition("runs/base").truncated_fraction  # doctest: +SKIP
-0.125
+>>> import tempfile
+>>> from workbench.core.items import as_items
+>>> from workbench.model.generation import generate
+>>> items = as_items(items)
+>>> out = tempfile.mkdtemp() + "/base"
+>>> gens = generate(lm, items, max_new_tokens=3)
+>>> _ = write_condition(out, gens, lm, items=items)
+>>> cond = read_condition(out)
+>>> len(cond.generations), cond.truncated_fraction == gens.truncated_fraction
+(2, True)
 """
 
 from __future__ import annotations
@@ -31,8 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.conditions.condition_meta import check_meta, read_json
 from workbench.core.errors import WorkbenchError
-from workbench.core.items import Item
+from workbench.core.items import Item, jsonl_lines
 from workbench.core.store import (
     atomic_write_bytes,
     atomic_write_json,
@@ -149,12 +156,8 @@ class Condition:
     def rows(self) -> list[dict[str, Any]]:
         """The ``generations.jsonl`` rows."""
         out = []
+        check_labels(self.items)
         for item, gen in zip(self.items, self.generations, strict=True):
-            clash = sorted(set(item.labels) & set(_FIELDS))
-            if clash:
-                raise WorkbenchError(
-                    f"item {item.id!r} has a label named {clash[0]!r}, which a condition row uses: rename it"
-                )
             row = gen.to_json()
             if item.id in self.scores:
                 row["scores"] = dict(self.scores[item.id])
@@ -177,6 +180,16 @@ class Condition:
             (path / JUDGE_RUN_FILE).unlink()  # a stale judge run of other responses
         atomic_write_json(path / CONDITION_FILE, self.to_json())
         return dataclasses.replace(self, path=path)
+
+
+def check_labels(items: Sequence[Item]) -> None:
+    """Refuse an item label whose name a condition row uses (checked before generating)."""
+    for item in items:
+        clash = sorted(set(item.labels) & set(_FIELDS))
+        if clash:
+            raise WorkbenchError(
+                f"item {item.id!r} has a label named {clash[0]!r}, which a condition row uses: rename it"
+            )
 
 
 def _check_judge(judge: JudgeRun, generations: Sequence[Generation], where: str) -> None:
@@ -255,15 +268,6 @@ def write_condition(
     return condition.write(path, overwrite=overwrite)
 
 
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise WorkbenchError(
-            f"{what} {path} is not valid JSON ({e.msg} at line {e.lineno})"
-        ) from None
-
-
 def _row(obj: Any, where: str) -> tuple[Item, Generation, Mapping[str, float] | None]:
     if not isinstance(obj, dict):
         raise WorkbenchError(f"{where}: expected a JSON object, got {type(obj).__name__}")
@@ -293,23 +297,17 @@ def read_condition(path: str | Path) -> Condition:
             f"condition {path} has no {CONDITION_FILE}: pass a directory written by "
             "`workbench generate` or write_condition"
         )
-    meta = _read_json(meta_path, "condition file")
+    meta = read_json(meta_path, "condition file")
     if not isinstance(meta, dict) or meta.get("format") != CONDITION_FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise WorkbenchError(f"{meta_path}: format {found!r} is not {CONDITION_FORMAT!r}")
+    decoding = check_meta(meta, meta_path)
     gen_path = path / GENERATIONS_FILE
     if not gen_path.is_file():
         raise WorkbenchError(f"condition {path} has no {GENERATIONS_FILE}: regenerate it")
     items, gens, scores = [], [], {}
-    for lineno, line in enumerate(gen_path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{gen_path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise WorkbenchError(f"{where}: malformed JSON ({e.msg}, column {e.colno})") from None
-        item, gen, row_scores = _row(obj, where)
+    for lineno, obj in jsonl_lines(gen_path):
+        item, gen, row_scores = _row(obj, f"{gen_path}:{lineno}")
         items.append(item)
         gens.append(gen)
         if row_scores:
@@ -325,7 +323,7 @@ def read_condition(path: str | Path) -> Condition:
         _check_judge(judge, gens, str(path))
     return Condition(
         model=meta["model"],
-        decoding=DecodingConfig(**meta["decoding"]),
+        decoding=decoding,
         items=tuple(items),
         generations=tuple(gens),
         scores=scores,

@@ -23,11 +23,13 @@ Scorer(kind='judge', name='completeness', threshold=4.0)
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from workbench.conditions.condition import Condition
 from workbench.core.errors import WorkbenchError
+from workbench.core.items import Item
 
 __all__ = ["KINDS", "Scorer", "score_key"]
 
@@ -121,6 +123,21 @@ class Scorer:
                 f"{sorted({n for v in cond.scores.values() for n in v}) or 'none stored'}"
             )
         return {k: float(_number(v, k, str(self.name))) for k, v in found.items() if v is not None}
+
+    def check_items(self, items: Sequence[Item]) -> None:
+        """Refuse, before any generation, items this scorer cannot score."""
+        need = {"domain": "family", "coverage": "checklist"}.get(self.kind)
+        lacking = [it.id for it in items if need is not None and need not in it.labels]
+        if lacking:
+            raise WorkbenchError(
+                f"--score {self.spec}: item {lacking[0]!r} ({len(lacking)} of {len(items)}) has no "
+                f"{need!r} label: add it to every item or drop --score {self.kind}"
+            )
+        if self.kind == "domain":
+            from workbench.labels.domains import get_family
+
+            for name in sorted({str(it.labels["family"]) for it in items}):
+                get_family(name)
 
     def __call__(self, cond: Condition) -> dict[str, float]:
         """Item id -> score, for the items this scorer can score."""

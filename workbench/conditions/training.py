@@ -12,7 +12,8 @@ the chosen projections in LoRA, trains with trl's ``SFTTrainer`` or
 ``load_model(base, adapter=out)`` then runs probes, capture and tempering on the
 trained model. Targets (:func:`~workbench.conditions.lora_targets.lora_target_modules`):
 ``attn`` wraps the q, k, v and o projections of every attention module (GPT-2:
-``attn.c_attn`` and ``attn.c_proj``); ``all`` adds every linear layer of the MLP.
+``attn.c_attn`` and ``attn.c_proj``; a hybrid's linear-attention projections too); ``all`` adds
+every linear layer of the MLP. The manifest lists the adapted modules by name.
 
 >>> result = train_lora("smollm2-135m-instruct", "sft.jsonl", "runs/lora",
 ...                     TrainConfig(max_steps=20))  # doctest: +SKIP
@@ -34,7 +35,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from workbench.conditions.lora_targets import TARGETS, lora_target_modules
+from workbench.conditions.lora_targets import TARGETS, lora_module_names, lora_target_modules
 from workbench.conditions.training_data import METHODS, read_training_rows, tokenize_rows
 from workbench.core.errors import MissingExtraError, WorkbenchError
 from workbench.core.store import atomic_write_json, check_out_dir, sha256_file
@@ -279,6 +280,7 @@ def train_lora(
         chat_template=config.chat_template,
     )  # fmt: skip
     pattern = lora_target_modules(lm, config.target)
+    adapted = lora_module_names(lm.model, pattern)  # before peft wraps them
     history: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="workbench-lora-") as tmp, _quiet_libraries():
         dataset = Dataset.from_list(examples)
@@ -302,7 +304,7 @@ def train_lora(
             "n_cut_to_max_length": n_cut,
         },
         "hyperparameters": config.to_json(),
-        "lora": {"target_modules": pattern, "n_modules": n_wrapped},
+        "lora": {"target_modules": pattern, "n_modules": n_wrapped, "modules": adapted},
         "steps": int(trainer.state.global_step),
         "train_runtime_s": round(float(output.metrics.get("train_runtime", 0.0)), 2),
         "loss_history": history,

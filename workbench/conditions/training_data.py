@@ -11,8 +11,11 @@ when the tokenizer has one, the rendered prompt and each response are
 tokenised separately with ``add_special_tokens=False`` and concatenated, and
 the response ends with the EOS token. Only response tokens carry loss.
 
->>> rows = read_training_rows("sft.jsonl", "sft")  # doctest: +SKIP
->>> rows[0]["prompt"], rows[0]["response"]  # doctest: +SKIP
+>>> import json, pathlib, tempfile
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "sft.jsonl"
+>>> _ = path.write_text(json.dumps({"prompt": "What is the capital of Angola?", "response": "Luanda."}))
+>>> rows = read_training_rows(path, "sft")
+>>> rows[0]["prompt"], rows[0]["response"]
 ('What is the capital of Angola?', 'Luanda.')
 """
 

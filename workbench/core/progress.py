@@ -17,9 +17,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-__all__ = ["progress_bar", "console"]
+__all__ = ["console", "progress_bar", "say"]
 
 console = Console(stderr=True)
+
+
+def say(text: str) -> None:
+    """Print one line on stderr as plain text: paths and names with ``[...]`` stay as written."""
+    console.print(text, markup=False, highlight=False)
 
 
 class _NullBar:

@@ -69,6 +69,7 @@ class RankWriter:
             (another run's manifest in ``path`` is refused the same way).
         shard_size: rows per shard; shard ``k`` goes to rank ``k % world_size``.
         rank, world_size: this process and how many there are.
+        shard_keys: keys of ``meta`` each shard records as its settings.
     """
 
     def __init__(
@@ -81,8 +82,10 @@ class RankWriter:
         shard_size: int,
         rank: int,
         world_size: int,
+        shard_keys: Sequence[str] = (),
     ) -> None:
         self.path = Path(path)
+        self.settings = {k: meta.get(k) for k in shard_keys} or None
         self.items = [dict(it) for it in items]
         self.meta = {**meta, "world_size": world_size}
         self.shard_size, self.rank, self.world_size = shard_size, rank, world_size
@@ -116,8 +119,8 @@ class RankWriter:
         for log in sorted(self.path.glob(rank_log_name(0).replace("00000", "*"))):
             try:
                 shards = json.loads(log.read_text()).get("shards", [])
-                out.extend(ShardInfo(**d) for d in shards)
-            except (json.JSONDecodeError, TypeError, AttributeError):
+                out.extend(ShardInfo.from_json(d, log) for d in shards)
+            except (json.JSONDecodeError, WorkbenchError, AttributeError):
                 continue  # a log cut by a crash: its shards are written again
         return out
 
@@ -139,7 +142,7 @@ class RankWriter:
         mask = os.umask(0)
         os.umask(mask)
         os.chmod(tmp, 0o666 & ~mask)  # the usual file mode, as the single-process writer
-        info = ShardInfo(final.name, rows.start, rows.stop, sha256_file(tmp))
+        info = ShardInfo(final.name, rows.start, rows.stop, sha256_file(tmp), self.settings)
         os.replace(tmp, final)
         self.done[k] = info
         mine = [

@@ -29,13 +29,8 @@ package can read stores without model code.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import os
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +39,22 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from workbench.core.errors import WorkbenchError
+from workbench.core.files import (
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_out_dir,
+    remove_stale_temps,
+)
+from workbench.core.manifest import (
+    FORMAT,
+    MANIFEST,
+    SHARD_NAME,
+    ShardInfo,
+    read_manifest,
+    sha256_file,
+    sha256_text,
+)
 
 __all__ = [
     "FORMAT",
@@ -59,93 +70,6 @@ __all__ = [
     "sha256_file",
     "sha256_text",
 ]
-
-FORMAT = "workbench-features/1"
-MANIFEST = "manifest.json"
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it into place on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual file mode
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def check_out_dir(path: str | Path, what: str = "--out") -> Path:
-    """``path`` as a directory to write into, checked before any work is done: it
-    and every folder above it must be a directory or not exist yet."""
-    path = Path(path)
-    for p in (path, *path.parents):
-        if p.is_dir():
-            break
-        if p.exists():
-            where = "is a file" if p == path else f"is inside {p}, which is a file"
-            raise WorkbenchError(f"{what} {path} {where}: pass a directory")
-    return path
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    with _atomic_path(Path(path)) as tmp:
-        tmp.write_bytes(data)
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
-
-
-@dataclass(frozen=True)
-class ShardInfo:
-    """One complete shard: its file, the item rows it holds and its checksum."""
-
-    file: str
-    start: int
-    stop: int
-    sha256: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "start": self.start, "stop": self.stop, "sha256": self.sha256}
-
-
-def _read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        manifest = json.loads((path / MANIFEST).read_text())
-    except json.JSONDecodeError as e:
-        raise WorkbenchError(
-            f"{path / MANIFEST} is not valid JSON ({e.msg} at line {e.lineno}): "
-            "delete the directory and capture again"
-        ) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise WorkbenchError(
-            f"{path / MANIFEST} is not a workbench feature manifest (format "
-            f"{manifest.get('format') if isinstance(manifest, dict) else None!r}, expected {FORMAT!r})"
-        )
-    return manifest
 
 
 def _canonical(site: str) -> str:
@@ -171,9 +95,10 @@ class FeatureStore:
             raise WorkbenchError(
                 f"{self.path} holds no {MANIFEST}: pass a directory written by `workbench capture`"
             )
-        self.manifest = _read_manifest(self.path)
+        self.manifest = read_manifest(self.path)
         self.verify = verify
-        self.shards = [ShardInfo(**s) for s in self.manifest.get("shards", [])]
+        where = self.path / MANIFEST
+        self.shards = [ShardInfo.from_json(s, where) for s in self.manifest.get("shards", [])]
 
     @property
     def sites(self) -> list[str]:
@@ -238,8 +163,15 @@ class StoreWriter:
         meta: everything that identifies the run (model, sites, dtype, chat
             template, seed, ...); written into the manifest.
         items: one dict per item, at least ``id``; hashes of the texts belong here.
-        run_key: keys of ``meta`` that must match for a resume; any difference
-            means the directory holds a different run, which is refused.
+        run_key: keys of ``meta`` that must match for a resume (everything that
+            changes the features); any difference means the directory holds a
+            different run, which is refused.
+        shard_keys: keys of ``meta`` recorded per shard (e.g. ``batch_size``); a
+            resume may change them, and each shard says what it was written with.
+
+    A resume keeps the manifest's run-level ``meta`` (what the first run
+    recorded) and removes the temporary files a killed writer left for the
+    shards it will rewrite.
     """
 
     def __init__(
@@ -249,9 +181,11 @@ class StoreWriter:
         meta: Mapping[str, Any],
         items: Sequence[Mapping[str, Any]],
         run_key: Sequence[str],
+        shard_keys: Sequence[str] = (),
     ) -> None:
         self.path = Path(path)
         self.meta = dict(meta)
+        self.shard_settings = {k: self.meta.get(k) for k in shard_keys}
         self.items = [dict(it) for it in items]
         self.run_key = list(run_key)
         self.shards: list[ShardInfo] = []
@@ -266,7 +200,7 @@ class StoreWriter:
         return {"meta": {k: meta.get(k) for k in self.run_key}, "items": list(items)}
 
     def _resume(self) -> None:
-        old = _read_manifest(self.path)
+        old = read_manifest(self.path)
         mine = self._identity(self.meta, self.items)
         theirs = self._identity(old.get("meta", {}), old.get("items", []))
         if mine != theirs:
@@ -275,15 +209,18 @@ class StoreWriter:
                 diff.append("items")
             raise WorkbenchError(
                 f"output directory {self.path} holds a different run's manifest (differs in "
-                f"{', '.join(diff)}): choose another --out or delete the directory"
+                f"{', '.join(diff)}): resume with the same settings, or choose another --out"
             )
+        self.meta = {**self.meta, **dict(old.get("meta", {}))}  # the first run's record stays
         # Keep the leading run of shards that exist and match their checksum.
-        for s in (ShardInfo(**d) for d in old.get("shards", [])):
+        where = self.path / MANIFEST
+        for s in (ShardInfo.from_json(d, where) for d in old.get("shards", [])):
             f = self.path / s.file
             expected_start = self.shards[-1].stop if self.shards else 0
             if s.start != expected_start or not f.is_file() or sha256_file(f) != s.sha256:
                 break
             self.shards.append(s)
+        remove_stale_temps(self.path, lambda name: SHARD_NAME.match(name) is not None)
 
     @property
     def n_done(self) -> int:
@@ -312,8 +249,14 @@ class StoreWriter:
         self.path.mkdir(parents=True, exist_ok=True)
         self._write_manifest()
 
-    def write_shard(self, arrays: Mapping[str, np.ndarray]) -> ShardInfo:
-        """Append the next shard (rows ``n_done .. n_done + len``) atomically."""
+    def write_shard(
+        self, arrays: Mapping[str, np.ndarray], settings: Mapping[str, Any] | None = None
+    ) -> ShardInfo:
+        """Append the next shard (rows ``n_done .. n_done + len``) atomically.
+
+        ``settings`` override this writer's per-shard settings for this shard
+        (e.g. a batch size an out-of-memory back-off lowered).
+        """
         sizes = {k: int(v.shape[0]) for k, v in arrays.items()}
         if len(set(sizes.values())) != 1:
             raise ValueError(f"shard arrays disagree on the number of rows: {sizes}")
@@ -323,10 +266,11 @@ class StoreWriter:
             raise ValueError(f"shard of {n} rows overflows {len(self.items)} items at {start}")
         name = f"shard-{len(self.shards):05d}.safetensors"
         tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
-        with _atomic_path(self.path / name) as tmp:
+        with atomic_path(self.path / name) as tmp:
             save_file(tensors, str(tmp))
             digest = sha256_file(tmp)
-        info = ShardInfo(file=name, start=start, stop=start + n, sha256=digest)
+        shard_settings = {**self.shard_settings, **dict(settings or {})} or None
+        info = ShardInfo(name, start, start + n, digest, shard_settings)
         self.shards.append(info)
         self._write_manifest()
         return info
@@ -347,7 +291,7 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
                 "save plain numeric arrays with np.savez"
             ) from None
         raise WorkbenchError(f"{path} is not a readable .npz ({e})") from None
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
         raise WorkbenchError(f"{path} is not a readable .npz ({e})") from None
 
 
@@ -377,4 +321,9 @@ def load_feature_matrix(path: str | Path, site: str | None = None, key: str = "X
                 "name the array with PATH:NAME"
             )
         X = arrays[name]
+        if X.dtype.kind not in "biuf" or X.ndim < 2 or X.size == 0:
+            raise WorkbenchError(
+                f"{path} array {name!r} has dtype {X.dtype} and shape {X.shape}: pass a "
+                "non-empty numeric array of shape (items, features)"
+            )
     return X.reshape(X.shape[0], -1).astype(np.float32, copy=False)

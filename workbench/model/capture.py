@@ -203,6 +203,8 @@ RUN_KEY = (
     "max_response_tokens",
     "shard_size",
 )
+#: Settings each shard records: a resume may change them (features agree to float tolerance).
+SHARD_KEYS = ("batch_size", "padding_side", "device", "torch_version", "workbench_version")
 
 
 def capture_to_store(
@@ -290,7 +292,7 @@ def capture_to_store(
     if procs.world_size > 1:
         dealt = RankWriter(
             out, meta=meta, items=records, run_key=RUN_KEY, shard_size=shard_size,
-            rank=procs.rank, world_size=procs.world_size,
+            rank=procs.rank, world_size=procs.world_size, shard_keys=SHARD_KEYS,
         )  # fmt: skip
         if procs.is_main:
             dealt.remove_stale_temps()
@@ -305,7 +307,7 @@ def capture_to_store(
             dealt.finish()
         procs.barrier()
         return FeatureStore(out)
-    writer = StoreWriter(out, meta=meta, items=records, run_key=RUN_KEY)
+    writer = StoreWriter(out, meta=meta, items=records, run_key=RUN_KEY, shard_keys=SHARD_KEYS)
     writer.start()
     with progress_bar("capture", len(items), progress) as bar:
         bar.advance(writer.n_done)

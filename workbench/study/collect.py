@@ -37,10 +37,16 @@ from workbench.core.store import FeatureStore, StoreWriter, atomic_write_bytes
 from workbench.model.dealt import generate_parts
 from workbench.model.generation import Generation, Generations, generate
 from workbench.model.loaded import unwrap
-from workbench.model.parallel import Processes
 from workbench.model.reread import answered_ids, read_ids
 from workbench.study.cache import Stage, model_identity, stage_key
-from workbench.study.config import StudyConfig, chat_flag
+from workbench.study.config import (
+    CaptureConfig,
+    GenerationConfig,
+    ModelConfig,
+    chat_flag,
+    section_json,
+)
+from workbench.study.context import StageContext
 from workbench.study.models import ModelPool
 
 __all__ = [
@@ -168,32 +174,31 @@ def answer_and_capture(
 def collect_split(
     name: str,
     items: Sequence[Item],
-    config: StudyConfig,
-    out: Path,
-    models: ModelPool,
+    ctx: StageContext,
     *,
-    use_cache: bool = True,
-    progress: bool = True,
-    processes: Processes | None = None,
+    model: ModelConfig,
+    generation: GenerationConfig,
+    capture: CaptureConfig,
 ) -> SplitData | None:
     """Answer and capture one split (or reuse the cached result); derive the short cap.
 
-    Under a launch of several processes (``processes``) the answers are dealt in
+    Under a launch of several processes (``ctx.processes``) the answers are dealt in
     shards over them; the main process writes the stage and returns the split, the
     others return ``None``.
     """
-    procs = processes or Processes()
-    cfg, gen = config.model, config.generation
+    cfg, gen, models, progress = model, generation, ctx.models, ctx.progress
+    procs, out = ctx.processes, ctx.out
     key = stage_key(
         "collect/1",
         model_identity(cfg.name),
-        config.section("model"),
-        config.section("items"),
+        section_json(model),
+        ctx.items_key,
         gen.max_new_tokens,
-        config.section("capture"),
+        section_json(capture),
         name,
     )
-    stage = Stage(out / "splits" / name, key)
+    stage = Stage(ctx.out / "splits" / name, key)
+    use_cache = ctx.use_cache
     reused = use_cache and stage.valid
     if reused and not procs.is_main:
         return None
@@ -202,9 +207,9 @@ def collect_split(
         sites = study_sites(
             lm.layout.n_layers,
             lm.layout.layers_with_attention,
-            head_last_n=config.capture.head_last_n,
-            pooled_last_n=config.capture.pooled_last_n,
-            depth_curve=config.capture.depth_curve,
+            head_last_n=capture.head_last_n,
+            pooled_last_n=capture.pooled_last_n,
+            depth_curve=capture.depth_curve,
         )
         formatted = format_items(items, cfg.prompt_template)
         decoding: dict[str, Any] = {"max_new_tokens": gen.max_new_tokens,

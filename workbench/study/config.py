@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -50,6 +51,8 @@ __all__ = [
     "load_options",
 ]
 
+#: What ``[model] dtype`` may be (the names load_model accepts).
+DTYPES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
 SPLIT_NAMES = ("train", "fresh", "fresh_hard")
 AXES = ("correct", "asserts", "truncated")
 
@@ -125,6 +128,10 @@ class ModelConfig:
             raise _fail("model", "prompt_template must contain {prompt}")
         if self.batch_size < 1:
             raise _fail("model", f"batch_size = {self.batch_size}: use 1 or more")
+        if self.dtype not in DTYPES:
+            raise _fail("model", f"dtype = {self.dtype!r}: use one of {', '.join(DTYPES)}")
+        if not re.fullmatch(r"cpu|auto|mps|cuda(:\d+)?", self.device):
+            raise _fail("model", f"device = {self.device!r}: use cpu, cuda, cuda:N, mps or auto")
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,12 @@ class ItemsConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        from workbench.labels.domains import FAMILIES
+
+        unknown = [f for f in self.families if f not in FAMILIES]
+        if not self.families or unknown:
+            what = f"{unknown[0]!r} is unknown" if unknown else "is empty"
+            raise _fail("items", f"families {what}: use some of {', '.join(sorted(FAMILIES))}")
         for name in ("train", "fresh"):
             if getattr(self, name) < 2:
                 raise _fail("items", f"{name} = {getattr(self, name)}: a split needs 2+ items")
@@ -269,13 +282,13 @@ class TemperingConfig:
 
     def __post_init__(self) -> None:
         _check_split(self.split, "tempering")
+        bad = [x for x in self.lambdas if not (math.isfinite(x) and x >= 0)]
+        if bad:  # named before the missing reference: [-1.0] is wrong for its -1 first
+            raise _fail("tempering", f"lambdas has {bad[0]}: use finite values >= 0")
         if 1.0 not in self.lambdas:
             raise _fail("tempering", f"lambdas = {list(self.lambdas)}: include 1.0, the reference")
         if len(self.seeds) < 2:
             raise _fail("tempering", "seeds: give 2 or more so a change can be told from a draw")
-        bad = [x for x in self.lambdas if not (math.isfinite(x) and x >= 0)]
-        if bad:
-            raise _fail("tempering", f"lambdas has {bad[0]}: use finite values >= 0")
         if self.n_items < 1 or self.max_new_tokens < 1:
             raise _fail("tempering", "n_items and max_new_tokens must be >= 1")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
@@ -394,22 +407,27 @@ class StudyConfig:
     def from_toml(cls, path: str | Path) -> StudyConfig:
         path = Path(path)
         if not path.is_file():
+            what = "is a directory" if path.is_dir() else "does not exist"
             raise WorkbenchError(
-                f"config file {path} does not exist: pass a TOML file such as workbench/configs/demo.toml"
+                f"config file {path} {what}: pass a TOML file such as workbench/configs/demo.toml"
             )
         if tomllib is None:
             raise WorkbenchError(
                 "reading a study TOML on Python 3.10 needs tomli: pip install tomli (or use 3.11+)"
             )
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        except UnicodeDecodeError:
+            raise WorkbenchError(
+                f"config file {path} is not UTF-8 text: save it as UTF-8"
+            ) from None
         except tomllib.TOMLDecodeError as e:
             raise WorkbenchError(f"config file {path} is not valid TOML ({e}): fix it") from None
         return cls.from_dict(data)
 
     def section(self, name: str) -> dict[str, Any]:
         """One section as plain JSON values (what a cache key hashes)."""
-        return _plain(dataclasses.asdict(getattr(self, name)))
+        return section_json(getattr(self, name))
 
     def replace(self, section: str, **changes: Any) -> StudyConfig:
         """A copy with some keys of one section changed (validated again)."""
@@ -419,6 +437,15 @@ class StudyConfig:
 
     def to_json(self) -> dict[str, Any]:
         return {name: self.section(name) for name in _SECTIONS}
+
+
+def section_json(section: Any) -> dict[str, Any]:
+    """A config section (one of the frozen section dataclasses) as plain JSON values.
+
+    A stage hashes the sections it was given into its cache key, so the key says
+    exactly what the stage read.
+    """
+    return _plain(dataclasses.asdict(section))
 
 
 def _plain(obj: Any) -> Any:

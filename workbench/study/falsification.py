@@ -21,7 +21,7 @@ import numpy as np
 from probes import FalsificationReport, LinearProbe, diagnose, disposition_table, falsify
 from probes.transfer import fit_and_score
 from workbench.study.collect import H_LAST, SplitData
-from workbench.study.config import StudyConfig
+from workbench.study.config import ProbeConfig
 from workbench.study.labels import SplitLabels
 from workbench.study.second import SecondSplit
 
@@ -80,12 +80,16 @@ def run_falsification(
     data: Mapping[str, SplitData],
     labels: Mapping[str, SplitLabels],
     second: Mapping[str, SecondSplit] | None,
-    config: StudyConfig,
+    cfg: ProbeConfig,
     *,
+    pooled_last_n: int,
+    seed: int,
     say: Callable[[str], None] | None = None,
 ) -> Falsification:
-    """Steps 1-5 on h_last (correct), the axes, last-N pooled, the second model."""
-    cfg = config.probe
+    """Steps 1-5 on h_last (correct), the axes, last-N pooled, the second model.
+
+    ``pooled_last_n`` is the ``[capture]`` pooling step 4 reads; ``seed`` the run's seed.
+    """
     folds = cfg.folds
     train, fresh = data["train"], data["fresh"]
     y_tr, y_fr = labels["train"].array("correct"), labels["fresh"].array("correct")
@@ -102,7 +106,7 @@ def run_falsification(
             skipped[f"axis:{axis}"] = reason
         else:
             axes[axis] = (a_tr, a_fr)
-    pooled = f"mean_last_n({config.capture.pooled_last_n})"
+    pooled = f"mean_last_n({pooled_last_n})"
     second_pair = second_labels = None
     if second is not None:
         s_tr, s_fr = second["train"], second["fresh"]
@@ -125,7 +129,7 @@ def run_falsification(
         second_model_labels=second_labels,
         Cs=cfg.Cs,
         folds=folds,
-        seed=config.run.seed,
+        seed=seed,
         n_boot=cfg.n_boot,
         n_perm=cfg.n_perm,
         n_control=cfg.n_control,
@@ -135,7 +139,9 @@ def run_falsification(
     probe = LinearProbe(C=C).fit(train.site(H_LAST), y_tr.astype(int))
     hard = {}
     if "fresh_hard" in data:
-        hard = hard_transfer(report, data["train"], y_tr, data["fresh_hard"], labels, config)
+        hard = hard_transfer(
+            report, data["train"], y_tr, data["fresh_hard"], labels, cfg, seed=seed
+        )
     return Falsification(report, skipped, probe, C, hard)
 
 
@@ -145,7 +151,9 @@ def hard_transfer(
     y_train: np.ndarray,
     hard: SplitData,
     labels: Mapping[str, SplitLabels],
-    config: StudyConfig,
+    cfg: ProbeConfig,
+    *,
+    seed: int,
 ) -> dict[str, Any]:
     """Step 2 again on the harder fresh set: where a capability cliff would show."""
     y_h = labels["fresh_hard"].array("correct")
@@ -173,7 +181,6 @@ def hard_transfer(
             },
         }
     C = float(report.trial("main").best.params["C"])
-    cfg = config.probe
     result = fit_and_score(
         LinearProbe(C=C),
         train.site(H_LAST),
@@ -182,7 +189,7 @@ def hard_transfer(
         y_h,
         n_boot=cfg.n_boot,
         n_perm=cfg.n_perm,
-        seed=config.run.seed,
+        seed=seed,
     )
     diagnosis = diagnose(
         train_y=y_train,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from interventions import (
@@ -35,9 +34,15 @@ from workbench.labels.verbal import classify_verbal
 from workbench.model.generation import DecodingConfig
 from workbench.study.cache import Stage, model_identity, stage_key
 from workbench.study.collect import SplitData, format_items
-from workbench.study.config import StudyConfig, chat_flag
+from workbench.study.config import (
+    AttributionConfig,
+    ModelConfig,
+    TemperingConfig,
+    chat_flag,
+    section_json,
+)
+from workbench.study.context import StageContext
 from workbench.study.labels import Checker, SplitLabels
-from workbench.study.models import ModelPool
 
 __all__ = [
     "AttributionOutcome",
@@ -88,10 +93,9 @@ class AttributionOutcome:
 
 
 def run_attribution(
-    data: SplitData, labels: SplitLabels, config: StudyConfig, n_layers: int
+    data: SplitData, labels: SplitLabels, cfg: AttributionConfig, n_layers: int, *, seed: int
 ) -> AttributionOutcome:
     """Attribute every head of ``data`` (``head_in`` over the last N tokens)."""
-    cfg = config.attribution
     masks = cohorts_from_labels(labels.array("correct").astype(int), labels.verbal)
     names = (cfg.cohort_a, cfg.cohort_b)
     sizes = {k: int(v.sum()) for k, v in masks.items()}
@@ -99,12 +103,10 @@ def run_attribution(
     if reason:
         return AttributionOutcome(None, reason, data.name, names, sizes, ())
     layers = layers_from_features(data.features, n_layers=n_layers)
-    attr = attribute_heads(
-        layers, masks[names[0]], masks[names[1]], names=names, seed=config.run.seed
-    )
+    attr = attribute_heads(layers, masks[names[0]], masks[names[1]], names=names, seed=seed)
     heads = tuple((h.layer, h.head) for h in attr.top(cfg.top_k, "magnitude"))
     null = max_magnitude_d_null(
-        layers, masks[names[0]], masks[names[1]], n_shuffles=NULL_SHUFFLES, seed=config.run.seed
+        layers, masks[names[0]], masks[names[1]], n_shuffles=NULL_SHUFFLES, seed=seed
     )
     return AttributionOutcome(attr, None, data.name, names, sizes, heads, null)
 
@@ -119,31 +121,27 @@ def _scorers(checker: Checker) -> dict[str, Any]:
 def run_tempering(
     items: Sequence[Item],
     heads: Sequence[tuple[int, int]],
-    config: StudyConfig,
-    out: Path,
-    models: ModelPool,
-    checker: Checker,
-    *,
-    use_cache: bool = True,
-    progress: bool = True,
+    ctx: StageContext,
+    cfg: TemperingConfig,
+    model: ModelConfig,
 ) -> tuple[SweepResult, bool]:
     """The sweep over lambdas x seeds on the first ``n_items`` items; (result, reused)."""
-    cfg, model = config.tempering, config.model
+    checker, progress = ctx.checker, ctx.progress
     chosen = format_items(list(items)[: cfg.n_items], model.prompt_template)
     key = stage_key(
         "sweep/1",
         model_identity(model.name),
-        config.section("model"),
-        config.section("tempering"),
-        config.section("items"),
+        section_json(model),
+        section_json(cfg),
+        ctx.items_key,
         [list(h) for h in heads],
         getattr(checker, "__qualname__", repr(checker)),
     )
-    stage = Stage(out / "sweep", key)
-    reused = use_cache and stage.valid
+    stage = Stage(ctx.out / "sweep", key)
+    reused = ctx.use_cache and stage.valid
     if not reused:
         result = temper_sweep(
-            models.get(model.name),
+            ctx.models.get(model.name),
             chosen,
             list(heads),
             cfg.lambdas,

@@ -46,11 +46,15 @@ class ModelPool:
         """What ``load_model`` returned: the :class:`LoadedModel`, or its backend
         (``backend = "nnsight"`` ...), which runs the study's captures and generations."""
         if name not in self._models:
+            from rich.markup import escape
+
             from workbench.model.loading import load_model
 
             options = self._options.get(name) or LoadOptions(self.device, self.dtype)
-            self._say(f"loading model {name}")
-            self._models[name] = load_model(name, **options.load_kwargs(), progress=self._say)
+            self._say(f"loading model {escape(name)}")
+            self._models[name] = load_model(
+                name, **options.load_kwargs(), progress=lambda m: self._say(escape(m))
+            )
         return self._models[name]
 
     def get(self, name: str) -> LoadedModel:

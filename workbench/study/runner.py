@@ -21,24 +21,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from threadpoolctl import threadpool_limits
 
 from interventions import SidecarResult, SweepResult
 from probes.baselines import ConfoundCheck, confound_check
 from probes.depth import DepthCurve, depth_curve
 from workbench.core.errors import WorkbenchError
+from workbench.core.files import make_owned_dir
 from workbench.core.progress import console
 from workbench.labels.domains import check_item, make_split
 from workbench.model.parallel import launched, process_device
-from workbench.study.cache import Stage, stage_key
+from workbench.study.cache import Stage, check_run_dir, stage_dirs, stage_key
 from workbench.study.collect import H_LAST, SplitData, collect_split, format_items
 from workbench.study.config import (
     SPLIT_NAMES,
+    CaptureConfig,
+    ModelConfig,
+    ProbeConfig,
+    SidecarConfig,
     StudyConfig,
+    TemperingConfig,
+    TracesConfig,
     chat_flag,
     load_config,
     load_options,
 )
+from workbench.study.context import StageContext
 from workbench.study.falsification import Falsification, dispositions_json, run_falsification
 from workbench.study.gating import gate_split
 from workbench.study.heads import AttributionOutcome, run_attribution, run_tempering
@@ -124,7 +133,13 @@ def run_study(
         )
     progress = progress and procs.is_main
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if procs.is_main:  # the other processes of a launch write only their parts
+        check_run_dir(
+            out, stage_dirs(config, out)
+        )  # before any work: nothing lost, nothing deleted
+        if not out.exists():
+            make_owned_dir(out)
+    procs.barrier()
     say = console.print if progress else (lambda *_a, **_k: None)
     clock = _Clock()
     placement = {}
@@ -135,6 +150,11 @@ def run_study(
     models = ModelPool(
         dtype=config.model.dtype, device=config.model.device, say=say, options=placement
     )
+    ctx = StageContext(
+        out, models, checker, config.section("items"), use_cache=use_cache, progress=progress,
+        processes=procs,
+    )  # fmt: skip
+    seed = config.run.seed
     skipped: dict[str, str] = {}
     cache: dict[str, str] = {}
     start = time.perf_counter()
@@ -148,8 +168,8 @@ def run_study(
             say(f"[bold]collect[/] {split}: {len(items)} items")
             with clock.stage("generate + capture"):
                 split_data = collect_split(
-                    split, items, config, out, models, use_cache=use_cache, progress=progress,
-                    processes=procs,
+                    split, items, ctx, model=config.model, generation=config.generation,
+                    capture=config.capture,
                 )  # fmt: skip
             if split_data is None:
                 continue  # another process of a launch: the main one keeps the split
@@ -162,30 +182,32 @@ def run_study(
         if config.second_model.enabled:
             second = {}
             for split in ("train", "fresh"):
-                say(f"[bold]second model[/] {config.second_model.name} on {split}")
+                say(f"[bold]second model[/] {escape(config.second_model.name)} on {split}")
                 with clock.stage("second model"):
                     second[split] = collect_second(
-                        data[split], labels[split].array("correct"), config, out, models,
-                        checker, use_cache=use_cache, progress=progress,
-                    )  # fmt: skip
+                        data[split], labels[split].array("correct"), ctx, config.second_model
+                    )
                 cache[f"second/{split}"] = "reused" if second[split].reused else "computed"
         with threadpool_limits(limits=1, user_api="blas"):
             say("[bold]five-step falsification[/]")
             with clock.stage("falsification"):
-                fals = _falsify(data, labels, second, config, progress)
-            confounds = _confounds(config, data, labels, fals)
+                fals = _falsify(data, labels, second, config.probe, config.capture, seed, progress)
+            confounds = _confounds(config.probe, seed, data, labels, fals)
             with clock.stage("depth curve"):
-                depth = _depth(config, data, labels, fals, progress, skipped)
+                depth = _depth(config.capture, config.probe, seed, data, labels, fals, ctx, skipped)
         n_layers = data["train"].n_layers
+        split = config.attribution.split
         attribution = run_attribution(
-            data[config.attribution.split], labels[config.attribution.split], config, n_layers
+            data[split], labels[split], config.attribution, n_layers, seed=seed
         )
-        sweep = _sweep(config, data, attribution, out, models, checker, use_cache, progress,
-                       clock, skipped, cache)  # fmt: skip
-        sidecar = _sidecar(config, data, labels, fals, skipped)
+        sweep = _sweep(
+            config.tempering, config.model, data, attribution, ctx, clock, skipped, cache
+        )
+        sidecar = _sidecar(config.sidecar, data, labels, fals, skipped)
         with clock.stage("token traces"):
-            traces, head = _traces(config, data, labels, attribution, out, models, use_cache,
-                                   progress, cache)  # fmt: skip
+            traces, head = _traces(
+                config.traces, config.model, data, labels, attribution, ctx, cache
+            )
     clock.seconds["total"] = time.perf_counter() - start
     result = StudyResult(
         config=config, out=out, data=data, labels=labels, second=second, falsification=fals,
@@ -208,20 +230,25 @@ def _falsify(
     data: dict[str, SplitData],
     labels: dict[str, SplitLabels],
     second: dict[str, SecondSplit] | None,
-    config: StudyConfig,
+    probe: ProbeConfig,
+    capture: CaptureConfig,
+    seed: int,
     progress: bool,
 ) -> Falsification:
     """The pipeline, with a spinner naming its current stage."""
+    pooled = capture.pooled_last_n
     if not progress:
-        return run_falsification(data, labels, second, config)
+        return run_falsification(data, labels, second, probe, pooled_last_n=pooled, seed=seed)
     with console.status("falsify") as spinner:
         return run_falsification(
-            data, labels, second, config, say=lambda m: spinner.update(f"falsify: {m}")
-        )
+            data, labels, second, probe, pooled_last_n=pooled, seed=seed,
+            say=lambda m: spinner.update(f"falsify: {m}"),
+        )  # fmt: skip
 
 
 def _confounds(
-    config: StudyConfig,
+    cfg: ProbeConfig,
+    seed: int,
     data: dict[str, SplitData],
     labels: dict[str, SplitLabels],
     fals: Falsification,
@@ -234,20 +261,20 @@ def _confounds(
         for s, d in data.items()
         if s != "train"
     }
-    return confound_check(
-        labels["train"], fresh, n_boot=config.probe.depth_n_boot, seed=config.run.seed
-    )
+    return confound_check(labels["train"], fresh, n_boot=cfg.depth_n_boot, seed=seed)
 
 
 def _depth(
-    config: StudyConfig,
+    capture: CaptureConfig,
+    cfg: ProbeConfig,
+    seed: int,
     data: dict[str, SplitData],
     labels: dict[str, SplitLabels],
     fals: Falsification,
-    progress: bool,
+    ctx: StageContext,
     skipped: dict[str, str],
 ) -> DepthCurve | None:
-    if not config.capture.depth_curve:
+    if not capture.depth_curve:
         skipped["depth_curve"] = "[capture] depth_curve = false"
         return None
     if fals.C is None:
@@ -264,28 +291,24 @@ def _depth(
         labels["train"].array("correct"),
         fresh,
         C=fals.C,
-        folds=config.probe.folds,
-        seed=config.run.seed,
-        n_boot=config.probe.depth_n_boot,
+        folds=cfg.folds,
+        seed=seed,
+        n_boot=cfg.depth_n_boot,
         layers=layers,
-        progress=progress,
+        progress=ctx.progress,
     )
 
 
 def _sweep(
-    config: StudyConfig,
+    cfg: TemperingConfig,
+    model: ModelConfig,
     data: dict[str, SplitData],
     attribution: AttributionOutcome,
-    out: Path,
-    models: ModelPool,
-    checker: Checker,
-    use_cache: bool,
-    progress: bool,
+    ctx: StageContext,
     clock: _Clock,
     skipped: dict[str, str],
     cache: dict[str, str],
 ) -> SweepResult | None:
-    cfg = config.tempering
     if not cfg.enabled:
         skipped["tempering"] = "[tempering] enabled = false"
         return None
@@ -296,22 +319,18 @@ def _sweep(
         skipped["tempering"] = f"split {cfg.split} has no items"
         return None
     with clock.stage("tempering sweep"):
-        result, reused = run_tempering(
-            data[cfg.split].items, attribution.heads, config, out, models, checker,
-            use_cache=use_cache, progress=progress,
-        )  # fmt: skip
+        result, reused = run_tempering(data[cfg.split].items, attribution.heads, ctx, cfg, model)
     cache["sweep"] = "reused" if reused else "computed"
     return result
 
 
 def _sidecar(
-    config: StudyConfig,
+    cfg: SidecarConfig,
     data: dict[str, SplitData],
     labels: dict[str, SplitLabels],
     fals: Falsification,
     skipped: dict[str, str],
 ) -> SidecarResult | None:
-    cfg = config.sidecar
     if not cfg.enabled:
         skipped["sidecar"] = "[sidecar] enabled = false"
         return None
@@ -335,36 +354,33 @@ def _sidecar(
 
 
 def _traces(
-    config: StudyConfig,
+    cfg: TracesConfig,
+    model: ModelConfig,
     data: dict[str, SplitData],
     labels: dict[str, SplitLabels],
     attribution: AttributionOutcome,
-    out: Path,
-    models: ModelPool,
-    use_cache: bool,
-    progress: bool,
+    ctx: StageContext,
     cache: dict[str, str],
 ) -> tuple[list[TokenTrace], tuple[int, int] | None]:
-    cfg = config.traces
     head = attribution.heads[0] if attribution.heads else None
     if cfg.split not in data or cfg.n_examples < 1:
         return [], head
     d = data[cfg.split]
     picks = pick_examples(labels[cfg.split].rows, cfg.n_examples)
-    stage = Stage(out / "traces", stage_key("traces/1", d.key, picks))
-    reused = use_cache and stage.valid
+    stage = Stage(ctx.out / "traces", stage_key("traces/1", d.key, picks))
+    reused = ctx.use_cache and stage.valid
     if not reused:
-        lm = models.get(config.model.name)
+        lm = ctx.models.get(model.name)
         by_id = {g.id: g for g in d.generations}
-        items = {it.id: it for it in format_items(d.items, config.model.prompt_template)}
+        items = {it.id: it for it in format_items(d.items, model.prompt_template)}
         traces = trace_tokens(
             lm,
             [items[i].prompt for i, _ in picks],
             [by_id[i].token_ids for i, _ in picks],
             [i for i, _ in picks],
             [k for _, k in picks],
-            chat_template=chat_flag(config.model.chat_template),
-            progress=progress,
+            chat_template=chat_flag(model.chat_template),
+            progress=ctx.progress,
         )
         save_traces(stage.begin(), traces)
         stage.commit({"examples": [list(p) for p in picks]})

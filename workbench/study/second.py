@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -42,8 +41,8 @@ from workbench.study.collect import (
     write_features,
     write_jsonl,
 )
-from workbench.study.config import StudyConfig, chat_flag
-from workbench.study.labels import Checker
+from workbench.study.config import SecondModelConfig, chat_flag, section_json
+from workbench.study.context import StageContext
 from workbench.study.models import ModelPool
 
 __all__ = ["SecondSplit", "collect_second", "cut_answer"]
@@ -66,25 +65,17 @@ class SecondSplit:
 
 
 def collect_second(
-    data: SplitData,
-    main_correct: np.ndarray,
-    config: StudyConfig,
-    out: Path,
-    models: ModelPool,
-    checker: Checker,
-    *,
-    use_cache: bool = True,
-    progress: bool = True,
+    data: SplitData, main_correct: np.ndarray, ctx: StageContext, cfg: SecondModelConfig
 ) -> SecondSplit:
     """Capture (``shared``) or generate and capture (``own``) one split on the second model."""
-    cfg = config.second_model
-    section = {k: v for k, v in config.section("second_model").items() if k != "enabled"}
-    upstream = data.key if cfg.responses == "shared" else config.section("items")
+    checker = ctx.checker
+    section = {k: v for k, v in section_json(cfg).items() if k != "enabled"}
+    upstream = data.key if cfg.responses == "shared" else ctx.items_key
     key = stage_key("second/1", model_identity(cfg.name), section, upstream, data.name)
-    stage = Stage(out / "second" / data.name, key)
-    reused = use_cache and stage.valid
+    stage = Stage(ctx.out / "second" / data.name, key)
+    reused = ctx.use_cache and stage.valid
     if not reused:
-        _compute(stage, data, config, models, progress)
+        _compute(stage, data, cfg, ctx.models, ctx.progress)
     rows = read_jsonl(stage.path / "responses.jsonl")
     X = FeatureStore(stage.path / "features").load(H_LAST)
     if cfg.responses == "shared":
@@ -98,9 +89,8 @@ def collect_second(
 
 
 def _compute(
-    stage: Stage, data: SplitData, config: StudyConfig, models: ModelPool, progress: bool
+    stage: Stage, data: SplitData, cfg: SecondModelConfig, models: ModelPool, progress: bool
 ) -> None:
-    cfg = config.second_model
     lm, engine = models.get(cfg.name), models.engine(cfg.name)
     chat = chat_flag(cfg.chat_template)
     prompts = format_items(data.items, cfg.prompt_template)

@@ -40,7 +40,23 @@ from workbench.labels.judge.rubric import MODES, Mode, Rubric
 __all__ = ["DEFAULT_API_KEY_ENV", "JudgeConfig", "load_judge_config"]
 
 DEFAULT_API_KEY_ENV = "WORKBENCH_JUDGE_API_KEY"
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _env_name(value: object) -> bool:
+    """Whether ``value`` reads as the name of a variable, not a pasted key: a name
+    that is not set in the environment and looks random (4 or more digits, lower-
+    and upper-case letters mixed with digits, or over 40 characters) is taken for
+    a key, so it is never written to a judge run."""
+    if not isinstance(value, str) or not _ENV_NAME.fullmatch(value):
+        return False
+    if value in os.environ:
+        return True
+    digits = sum(c.isdigit() for c in value)
+    mixed = value != value.upper() and value != value.lower() and digits > 0
+    return not (mixed or digits >= 4 or len(value) > 40)
+
+
 _SECRET_KEYS = {"api_key", "apikey", "key", "token", "authorization", "secret", "password"}
 
 
@@ -86,7 +102,7 @@ class JudgeConfig:
         if isinstance(self.cache_dir, os.PathLike):
             object.__setattr__(self, "cache_dir", os.fspath(self.cache_dir))
         object.__setattr__(self, "base_url", _check_base_url(self.base_url))
-        if not isinstance(self.api_key_env, str) or not _ENV_NAME.fullmatch(self.api_key_env):
+        if not _env_name(self.api_key_env):
             # The value is not echoed: a user may have pasted the key itself here.
             raise WorkbenchError(
                 "judge config api_key_env must be the NAME of an environment variable "
