@@ -23,11 +23,11 @@ def _limit_rows(monkeypatch, module, name: str, limit: int) -> list[int]:
     real = getattr(module, name)
     sizes: list[int] = []
 
-    def fake(lm, rows, *args, **kwargs):
-        sizes.append(len(rows))
-        if len(rows) > limit:
+    def fake(lm, batch, *args, **kwargs):
+        sizes.append(len(batch))
+        if len(batch) > limit:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate (simulated)")
-        return real(lm, rows, *args, **kwargs)
+        return real(lm, batch, *args, **kwargs)
 
     monkeypatch.setattr(module, name, fake)
     return sizes

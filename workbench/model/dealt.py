@@ -111,7 +111,8 @@ def generate_parts(
     procs.barrier()
     n_shards = -(-len(items) // shard_size)
     shards = [items[k * shard_size : (k + 1) * shard_size] for k in range(n_shards)]
-    keys = [_part_key(s, unwrap(lm)[0].describe(), settings) for s in shards]
+    model = unwrap(lm)[0].describe()
+    keys = [_part_key(s, model, settings) for s in shards]
     for k in procs.owned(n_shards):
         path = folder / f"part-{k:05d}.json"
         if _read_part(path, keys[k]) is not None:
