@@ -14,7 +14,10 @@ is how the bf16 tolerances below were calibrated on a machine without a GPU).
 Tolerances: bf16 keeps 8 bits of mantissa (relative step 2^-8 = 0.0039), and the
 rounding compounds over 28 layers, so bf16 features are compared with float32
 ones by cosine similarity per row (>= 0.99) and by relative norm error (<= 0.1),
-not elementwise.
+not elementwise. Measured on the CPU (torch 2.13, this model, these items): bf16 against
+float32 cosine >= 0.9998 and relative error <= 0.017 at every site; fused against a second
+pass in bf16 cosine >= 0.9999, relative error <= 0.014 (float32: max |diff| 4.8e-6). The
+margins to the tolerances allow for CUDA's bf16 kernels, which round differently.
 """
 
 from __future__ import annotations
