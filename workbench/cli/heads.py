@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from workbench.cli.options import Backend, Device, DeviceMap, Dtype, MaxMemory, load_options
 from workbench.core.errors import WorkbenchError
 
 __all__ = ["attribute_command", "register", "temper_command"]
@@ -145,8 +146,11 @@ def temper_command(
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
     batch_size: Annotated[int, typer.Option(help="Prompts per batch.")] = 8,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
-    dtype: Annotated[str, typer.Option(help="float32, bfloat16 or float16.")] = "float32",
+    device: Device = "cpu",
+    dtype: Dtype = "float32",
+    device_map: DeviceMap = None,
+    max_memory: MaxMemory = None,
+    backend: Backend = "hf",
 ) -> None:
     """Sweep head tempering (or value / MLP scaling) over lambdas and seeds; score and report."""
     from rich.console import Console
@@ -162,6 +166,7 @@ def temper_command(
     from workbench.model.generation import DecodingConfig
     from workbench.model.loading import load_model
 
+    options = load_options(device, dtype, device_map, max_memory, backend)
     console = Console(stderr=True, markup=False, highlight=False)  # paths print as written
     if at not in SITES:
         raise WorkbenchError(f"--at {at!r}: use one of {', '.join(SITES)}")
@@ -183,7 +188,7 @@ def temper_command(
     scorers = {"asserts": lambda it, r: classify_verbal(r) == "assert"}
     if all("family" in it.labels for it in item_list):
         scorers["correct"] = check_item
-    lm = load_model(model, device=device, dtype=dtype)
+    lm = load_model(model, **options.load_kwargs())
     result = temper_sweep(
         lm,
         item_list,

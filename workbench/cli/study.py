@@ -30,6 +30,8 @@ def _run(config_path: Path | None, out: Path, threads: int, no_cache: bool, prog
     if threads > 0:
         config = config.replace("run", threads=threads)
     result = run_study(config, out, use_cache=not no_cache, progress=progress)
+    if result is None:
+        return  # another process of a torchrun/accelerate launch: the main one reports
     report = result.falsification.report
     print(f"verdict: {'not run' if report is None else report.verdict}")
     steps = [] if report is None else report.steps

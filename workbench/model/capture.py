@@ -22,10 +22,13 @@ from workbench import __version__
 from workbench.core.errors import WorkbenchError
 from workbench.core.items import Item, as_items
 from workbench.core.progress import progress_bar
+from workbench.core.shards import RankWriter
 from workbench.core.sites import Site, parse_site, parse_sites
 from workbench.core.store import FeatureStore, StoreWriter, sha256_text
 from workbench.model.hooks import attach, stop_forward_allowed
 from workbench.model.loaded import LoadedModel, unwrap
+from workbench.model.memory import BatchBudget
+from workbench.model.parallel import Processes, launched
 from workbench.model.readers import Positions, SiteReader
 from workbench.model.tokens import (
     DEFAULT_MAX_RESPONSE_TOKENS,
@@ -90,26 +93,27 @@ def forward_sites(
     return reader.take()
 
 
-def _is_oom(error: BaseException) -> bool:
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
-
-
 def _forward_with_backoff(
-    lm: LoadedModel, seqs: list[Sequence[int]], reader: SiteReader, padding_side: str
+    lm: LoadedModel,
+    seqs: list[Sequence[int]],
+    reader: SiteReader,
+    padding_side: str,
+    budget: BatchBudget,
 ) -> dict[str, torch.Tensor]:
-    """Forward a batch; on out-of-memory, split it in halves and retry (down to one row)."""
-    try:
-        return forward_sites(lm, seqs, reader, padding_side=padding_side)
-    except (torch.OutOfMemoryError, RuntimeError) as e:
-        if not _is_oom(e) or len(seqs) == 1:
+    """Forward a batch in pieces the budget allows; an out-of-memory error halves the
+    piece (down to one row) and the size that fit caps every later batch."""
+
+    def step(piece: list[Sequence[int]]) -> dict[str, torch.Tensor]:
+        try:
+            return forward_sites(lm, piece, reader, padding_side=padding_side)
+        except BaseException:
+            reader.values.clear()  # a failed pass leaves partial reads behind
             raise
-        reader.values.clear()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        half = len(seqs) // 2
-        a = _forward_with_backoff(lm, seqs[:half], reader, padding_side)
-        b = _forward_with_backoff(lm, seqs[half:], reader, padding_side)
-        return {k: torch.cat([a[k], b[k]]) for k in a}
+
+    def join(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+    return budget.run(seqs, step, join)
 
 
 def _capture_encoded(
@@ -120,10 +124,12 @@ def _capture_encoded(
     batch_size: int,
     padding_side: str,
     bar: Any,
+    budget: BatchBudget,
 ) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for bucket in length_buckets([len(e) for e in encoded], batch_size):
-        values = _forward_with_backoff(lm, [encoded[i].ids for i in bucket], reader, padding_side)
+        seqs: list[Sequence[int]] = [encoded[i].ids for i in bucket]
+        values = _forward_with_backoff(lm, seqs, reader, padding_side, budget)
         for name, tensor in values.items():
             if name not in out:
                 out[name] = np.empty((len(encoded), *tensor.shape[1:]), dtype=np.float32)
@@ -173,8 +179,9 @@ def capture(
     )
     with progress_bar("capture", len(encoded), progress) as bar:
         features = _capture_encoded(
-            lm, encoded, reader, batch_size=batch_size, padding_side=padding_side, bar=bar
-        )
+            lm, encoded, reader, batch_size=batch_size, padding_side=padding_side, bar=bar,
+            budget=BatchBudget("capture"),
+        )  # fmt: skip
     return CaptureResult(
         item_ids=tuple(it.id for it in items),
         features=features,
@@ -201,7 +208,7 @@ SHARD_KEYS = ("batch_size", "padding_side", "device", "torch_version", "workbenc
 
 
 def capture_to_store(
-    lm: LoadedModel,
+    lm: LoadedModel | Any,
     items: Sequence[Item | str | Mapping[str, Any]],
     sites: Sequence[str | Site],
     out: str | Path,
@@ -213,18 +220,27 @@ def capture_to_store(
     padding_side: str = "left",
     seed: int | None = None,
     progress: bool = False,
+    processes: Processes | None = None,
 ) -> FeatureStore:
     """Capture into a feature store, one shard at a time; a re-run resumes.
 
     Memory stays flat in the number of items (one shard in memory). If the run
     is killed, re-running the same call continues after the last complete
     shard and ends with the same features as an uninterrupted run.
+
+    Under ``torchrun`` or ``accelerate launch`` (``processes``, by default
+    :func:`~workbench.model.parallel.launched`) shard ``k`` goes to rank
+    ``k % world_size``; every rank returns the merged store once the main
+    process has written its manifest.
     """
     if shard_size < 1:
         raise WorkbenchError(f"shard_size {shard_size} must be >= 1")
     if batch_size < 1:  # checked before the manifest is written: nothing half-made
         raise WorkbenchError(f"batch_size {batch_size} must be >= 1")
     items = as_items(items)
+    lm, backend = unwrap(lm)
+    procs = processes or launched(str(lm.device))
+    procs.check_shards(len(items), shard_size)
     parsed = parse_sites(sites)
     reader = SiteReader(lm.layout, parsed)
     encoded = encode_items(
@@ -244,6 +260,8 @@ def capture_to_store(
         "torch_version": torch.__version__,
         "device": str(lm.device),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "world_size": procs.world_size,
+        "backend": backend.name if backend is not None else "hf",
     }
     records = [
         {
@@ -255,15 +273,46 @@ def capture_to_store(
         }
         for it, e in zip(items, encoded, strict=True)
     ]
+    budget = BatchBudget("capture")  # one for every shard of the run
+
+    def shard(rows: range, bar: Any) -> dict[str, np.ndarray]:
+        if backend is None:
+            chunk = [encoded[i] for i in rows]
+            return _capture_encoded(
+                lm, chunk, reader, batch_size=batch_size, padding_side=padding_side, bar=bar,
+                budget=budget,
+            )  # fmt: skip
+        result = backend.capture(
+            [items[i] for i in rows], parsed, batch_size=batch_size, padding_side=padding_side,
+            max_response_tokens=max_response_tokens, chat_template=chat_template,
+        )  # fmt: skip
+        bar.advance(len(rows))
+        return dict(result.features)
+
+    if procs.world_size > 1:
+        dealt = RankWriter(
+            out, meta=meta, items=records, run_key=RUN_KEY, shard_size=shard_size,
+            rank=procs.rank, world_size=procs.world_size, shard_keys=SHARD_KEYS,
+        )  # fmt: skip
+        if procs.is_main:
+            dealt.remove_stale_temps()
+            dealt.start()
+        procs.barrier()  # every rank has checked the directory before any writes
+        total = sum(len(dealt.rows(k)) for k in dealt.todo)
+        with progress_bar("capture", total, progress and procs.is_main) as bar:
+            for k in dealt.todo:
+                dealt.write_shard(k, shard(dealt.rows(k), bar))
+        procs.barrier()
+        if procs.is_main:
+            dealt.finish()
+        procs.barrier()
+        return FeatureStore(out)
     writer = StoreWriter(out, meta=meta, items=records, run_key=RUN_KEY, shard_keys=SHARD_KEYS)
     writer.start()
     with progress_bar("capture", len(items), progress) as bar:
         bar.advance(writer.n_done)
         while not writer.complete:
             start = writer.n_done
-            chunk = encoded[start : start + shard_size]
-            arrays = _capture_encoded(
-                lm, chunk, reader, batch_size=batch_size, padding_side=padding_side, bar=bar
-            )
+            arrays = shard(range(start, min(start + shard_size, len(items))), bar)
             writer.write_shard(arrays)
     return FeatureStore(out)

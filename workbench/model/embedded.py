@@ -18,6 +18,7 @@ measured on them describe the quantised models.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -25,7 +26,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,14 +126,45 @@ EMBEDDED: dict[str, EmbeddedModel] = {
 _SOURCE = "workbench_source.json"
 
 
-def materialize(alias: str, progress: Callable[[str], None] | None = None) -> Path:
-    """Dequantise an embedded GGUF once into a cached HF directory; return its path."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+@contextlib.contextmanager
+def _cache_lock(final: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside ``final`` so one process converts while the others
+    (ranks of a launch, parallel studies) wait and then read the finished copy."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / f".{final.name}.lock", "a") as handle:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no lock, one process at a time
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
+
+def materialize(alias: str, progress: Callable[[str], None] | None = None) -> Path:
+    """Dequantise an embedded GGUF once into a cached HF directory; return its path.
+
+    The conversion holds a file lock: under ``torchrun`` the first rank converts and
+    the others wait for its finished copy instead of racing on the cache folder.
+    """
     entry = EMBEDDED[alias]
     final = entry.cache_dir()
     if (final / _SOURCE).is_file():
         return final
+    with _cache_lock(final):
+        if (final / _SOURCE).is_file():  # another process finished it while we waited
+            return final
+        _convert(entry, final, progress)
+    return final
+
+
+def _convert(entry: EmbeddedModel, final: Path, progress: Callable[[str], None] | None) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    alias = entry.alias
     gguf = entry.gguf()
     if progress:
         progress(f"dequantising {gguf.name} into {final} (once; later loads reuse it)")
@@ -164,7 +196,6 @@ def materialize(alias: str, progress: Callable[[str], None] | None = None) -> Pa
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    return final
 
 
 def embedded_source(path: Path) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from workbench.core.progress import progress_bar
 from workbench.core.sites import Site, parse_sites
 from workbench.model.hooks import attach
 from workbench.model.loaded import LoadedModel, unwrap
+from workbench.model.memory import BatchBudget
 from workbench.model.readers import Positions, SiteReader
 from workbench.model.tokens import collate, encode_prompts, length_buckets
 
@@ -182,6 +183,17 @@ class _Fused:
             self.state[name] = new
 
 
+_Decoded = tuple[list[list[int]], list[bool], dict[str, torch.Tensor]]
+
+
+def _join_decoded(parts: list[_Decoded]) -> _Decoded:
+    """Pieces of one bucket (after an out-of-memory split), back in row order."""
+    tokens = [t for p in parts for t in p[0]]
+    truncated = [t for p in parts for t in p[1]]
+    features = {k: torch.cat([p[2][k] for p in parts]) for k in parts[0][2]}
+    return tokens, truncated, features
+
+
 def _decode_bucket(
     lm: LoadedModel,
     prompts: list[list[int]],
@@ -189,7 +201,7 @@ def _decode_bucket(
     config: DecodingConfig,
     eos: set[int],
     reader: SiteReader | None,
-) -> tuple[list[list[int]], list[bool], dict[str, torch.Tensor]]:
+) -> _Decoded:
     device = lm.device
     pad = lm.pad_id
     batch = collate(prompts, pad, side="left", device=device)
@@ -310,15 +322,21 @@ def generate(
     with contextlib.ExitStack() as stack, progress_bar("generate", len(items), progress) as bar:
         for intervention in interventions:
             stack.enter_context(intervention)
+        budget = BatchBudget("generate")
         for bucket in length_buckets([len(p) for p in prompts], batch_size):
-            tokens, truncated, values = _decode_bucket(
-                lm,
-                [prompts[i] for i in bucket],
-                [item_seed(seed, items[i].id) for i in bucket],
-                config,
-                eos,
-                reader,
-            )
+
+            def step(rows: list[int]) -> _Decoded:
+                seeds = [item_seed(seed, items[i].id) for i in rows]
+                try:
+                    return _decode_bucket(
+                        lm, [prompts[i] for i in rows], seeds, config, eos, reader
+                    )
+                except BaseException:
+                    if reader is not None:
+                        reader.values.clear()  # a failed pass leaves partial reads behind
+                    raise
+
+            tokens, truncated, values = budget.run(bucket, step, _join_decoded)
             for row, i in enumerate(bucket):
                 text = lm.tokenizer.decode(tokens[row], skip_special_tokens=True)
                 results[i] = Generation(

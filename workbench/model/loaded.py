@@ -131,9 +131,9 @@ def _mapped_device(device_map: Mapping[str, Any] | None) -> torch.device | None:
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
-    if dtype not in _DTYPES:
-        raise WorkbenchError(f"unknown dtype {dtype!r}: use one of float32, bfloat16, float16")
-    return _DTYPES[dtype]
+    from workbench.model.options import check_dtype
+
+    return _DTYPES[check_dtype(dtype)]
 
 
 def _prepare_tokenizer(tokenizer: Any) -> Any:

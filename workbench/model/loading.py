@@ -33,23 +33,13 @@ from workbench.model.layouts import Layout
 __all__ = ["BACKENDS", "LoadedModel", "load_model", "resolve_dtype", "wrap_model"]
 
 from workbench.model.loaded import LoadedModel, resolve_dtype, wrap_model
-
-BACKENDS = ("hf", "transformer_lens", "nnsight")
+from workbench.model.options import BACKENDS, check_placement
 
 
 def _resolve_device(device: str) -> str:
+    """``auto`` as cuda when present; a device already passed :func:`check_placement`."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise WorkbenchError(
-            f"device {device!r} requested but CUDA is not available: use --device cpu"
-        )
-    try:
-        torch.device(device)
-    except RuntimeError:
-        raise WorkbenchError(
-            f"device {device!r} is not a torch device: use cpu, cuda, cuda:N, mps or auto"
-        ) from None
     return device
 
 
@@ -111,6 +101,7 @@ def load_model(
     revision: str | None = None,
     trust_remote_code: bool = False,
     device_map: str | dict[str, Any] | None = None,
+    max_memory: str | dict[Any, str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Any:
     """Load a causal LM by alias, local directory or hub id.
@@ -124,23 +115,30 @@ def load_model(
         layout: override for a model family the layout table does not know.
         revision: hub revision (branch, tag or commit).
         trust_remote_code: run code shipped with a hub model; off unless you ask.
-        device_map: passed to ``from_pretrained`` (e.g. ``"auto"`` to shard over GPUs).
+        device_map: passed to ``from_pretrained``: ``"auto"`` (or ``balanced``,
+            ``sequential``) shards the layers over the GPUs, or a dict / JSON object of
+            module name to GPU index, ``cpu`` or ``disk``.
+        max_memory: caps per device for ``device_map``, e.g. ``"0=20GiB,1=20GiB,cpu=64GiB"``.
+
+    Every placement value is checked before any weights load (an unknown device,
+    CUDA where there is none, a map or cap naming a GPU this machine lacks).
 
     Returns:
         A :class:`LoadedModel` (``hf``) or the backend's wrapper around one.
     """
-    if backend not in BACKENDS:
-        raise WorkbenchError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    device_map, memory = check_placement(backend, device, device_map, max_memory)
     from workbench.model.backends.base import require_engine
 
     require_engine(backend)  # a missing extra fails before any weights load
-    target_device = _resolve_device(device) if device_map is None else None  # likewise
+    target_device = _resolve_device(device) if device_map is None else None
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_dtype = resolve_dtype(dtype)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
     if device_map is not None:
         kwargs["device_map"] = device_map
+    if memory is not None:
+        kwargs["max_memory"] = memory
     source: dict[str, Any]
     if name in EMBEDDED:
         path = materialize(name, progress)

@@ -21,7 +21,9 @@ Stage directory ``splits/<split>/``::
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +34,10 @@ import numpy as np
 from workbench.core.items import Item, write_items
 from workbench.core.sites import parse_site
 from workbench.core.store import FeatureStore, StoreWriter, atomic_write_bytes
-from workbench.model.generation import Generation, generate
+from workbench.model.dealt import generate_parts
+from workbench.model.generation import Generation, Generations, generate
+from workbench.model.loaded import unwrap
+from workbench.model.reread import answered_ids, read_ids
 from workbench.study.cache import Stage, model_identity, stage_key
 from workbench.study.config import (
     CaptureConfig,
@@ -135,6 +140,37 @@ def write_features(path: Path, ids: Sequence[str], features: Mapping[str, np.nda
     writer.write_shard(features)
 
 
+def parts_dir(out: Path, split: str) -> Path:
+    """Where a launch's processes keep their finished parts of a split until it is written."""
+    return out / "splits" / f".{split}.parts"
+
+
+def answer_and_capture(
+    engine: Any,
+    items: Sequence[Item],
+    sites: Sequence[str],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    chat_template: bool | None,
+    progress: bool,
+) -> Generations:
+    """Greedy answers with ``sites`` at the final response token: fused on the hf backend;
+    on another backend (no fused capture there) a second pass of that backend over the
+    very ids generated reads the same values."""
+    if unwrap(engine)[1] is None:
+        return generate(
+            engine, items, max_new_tokens=max_new_tokens, batch_size=batch_size,
+            chat_template=chat_template, capture=sites, progress=progress,
+        )  # fmt: skip
+    gens = generate(
+        engine, items, max_new_tokens=max_new_tokens, batch_size=batch_size,
+        chat_template=chat_template, progress=progress,
+    )  # fmt: skip
+    features = read_ids(engine, answered_ids(engine, items, gens), sites, batch_size=batch_size)
+    return dataclasses.replace(gens, features=features)
+
+
 def collect_split(
     name: str,
     items: Sequence[Item],
@@ -143,9 +179,15 @@ def collect_split(
     model: ModelConfig,
     generation: GenerationConfig,
     capture: CaptureConfig,
-) -> SplitData:
-    """Answer and capture one split (or reuse the cached result); derive the short cap."""
+) -> SplitData | None:
+    """Answer and capture one split (or reuse the cached result); derive the short cap.
+
+    Under a launch of several processes (``ctx.processes``) the answers are dealt in
+    shards over them; the main process writes the stage and returns the split, the
+    others return ``None``.
+    """
     cfg, gen, models, progress = model, generation, ctx.models, ctx.progress
+    procs, out = ctx.processes, ctx.out
     key = stage_key(
         "collect/1",
         model_identity(cfg.name),
@@ -158,6 +200,8 @@ def collect_split(
     stage = Stage(ctx.out / "splits" / name, key)
     use_cache = ctx.use_cache
     reused = use_cache and stage.valid
+    if reused and not procs.is_main:
+        return None
     if not reused:
         lm = models.get(cfg.name)
         sites = study_sites(
@@ -167,25 +211,39 @@ def collect_split(
             pooled_last_n=capture.pooled_last_n,
             depth_curve=capture.depth_curve,
         )
-        gens = generate(
-            lm,
-            format_items(items, cfg.prompt_template),
-            max_new_tokens=gen.max_new_tokens,
-            batch_size=cfg.batch_size,
-            chat_template=chat_flag(cfg.chat_template),
-            capture=sites,
-            progress=progress,
-        )
+        formatted = format_items(items, cfg.prompt_template)
+        decoding: dict[str, Any] = {"max_new_tokens": gen.max_new_tokens,
+                    "batch_size": cfg.batch_size, "chat_template": chat_flag(cfg.chat_template)}  # fmt: skip
+        if procs.world_size == 1:
+            gens = answer_and_capture(
+                models.engine(cfg.name), formatted, sites, progress=progress, **decoding
+            )
+        else:
+            dealt = generate_parts(
+                lm, formatted, parts_dir(out, name), processes=procs, capture=sites,
+                shard_size=max(1, min(cfg.batch_size, -(-len(items) // procs.world_size))),
+                progress=progress and procs.is_main, **decoding,
+            )  # fmt: skip
+            if dealt is None:
+                procs.barrier()  # the main process writes the stage and the short answers
+                return None
+            gens = dealt
         path = stage.begin()
         write_items(path / "items.jsonl", items)
         write_jsonl(path / "generations.jsonl", [g.to_json() for g in gens])
         write_features(path / "features", [it.id for it in items], gens.features)
-        stage.commit({"split": name, "model": lm.describe(), "decoding": gens.config.to_json()})
+        stage.commit({
+            "split": name, "model": lm.describe(), "decoding": gens.config.to_json(),
+            "world_size": procs.world_size,
+        })  # fmt: skip
     generations = read_generations(stage.path / "generations.jsonl")
     features = FeatureStore(stage.path / "features").load_all()
     short = _short_answers(
         stage, generations, gen.short_max_new_tokens, models, cfg.name, use_cache
     )
+    if procs.world_size > 1 and not reused:
+        shutil.rmtree(parts_dir(out, name), ignore_errors=True)
+        procs.barrier()
     n_layers = int(stage.info()["model"]["n_layers"])
     return SplitData(name, tuple(items), generations, short, features, key, reused, n_layers)
 

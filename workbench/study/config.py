@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.errors import WorkbenchError
+from workbench.model.options import LoadOptions
 
 try:  # Python 3.11+
     import tomllib
@@ -47,6 +48,7 @@ __all__ = [
     "TracesConfig",
     "demo_config_path",
     "load_config",
+    "load_options",
 ]
 
 #: What ``[model] dtype`` may be (the names load_model accepts).
@@ -67,6 +69,22 @@ def _check_chat(value: str, where: str) -> None:
 def _check_split(value: str, where: str, allowed: tuple[str, ...] = SPLIT_NAMES) -> None:
     if value not in allowed:
         raise _fail(where, f"split = {value!r}: use one of {', '.join(allowed)}")
+
+
+def _check_placement(section: Any, where: str) -> None:
+    """device, dtype, backend, device_map, max_memory (empty: none) checked before loading."""
+    try:
+        load_options(section)
+    except WorkbenchError as e:
+        raise _fail(where, str(e)) from None
+
+
+def load_options(section: Any) -> LoadOptions:
+    """A ``[model]`` or ``[second_model]`` section's placement as ``load_model`` options."""
+    return LoadOptions(
+        device=section.device, dtype=section.dtype, backend=section.backend,
+        device_map=section.device_map or None, max_memory=section.max_memory or None,
+    )  # fmt: skip
 
 
 def chat_flag(value: str) -> bool | None:
@@ -99,8 +117,12 @@ class ModelConfig:
     batch_size: int = 48
     prompt_template: str = "{prompt}"
     chat_template: str = "auto"
+    backend: str = "hf"
+    device_map: str = ""
+    max_memory: str = ""
 
     def __post_init__(self) -> None:
+        _check_placement(self, "model")
         _check_chat(self.chat_template, "model")
         if "{prompt}" not in self.prompt_template:
             raise _fail("model", "prompt_template must contain {prompt}")
@@ -208,8 +230,15 @@ class SecondModelConfig:
     chat_template: str = "auto"
     max_new_tokens: int = 16
     batch_size: int = 32
+    dtype: str = "float32"
+    device: str = "cpu"
+    backend: str = "hf"
+    device_map: str = ""
+    max_memory: str = ""
 
     def __post_init__(self) -> None:
+        if self.enabled:
+            _check_placement(self, "second_model")
         _check_chat(self.chat_template, "second_model")
         if self.responses not in ("shared", "own"):
             raise _fail("second_model", f"responses = {self.responses!r}: use 'shared' or 'own'")

@@ -7,10 +7,11 @@ small context, never the whole study config, so its cache key can say what it re
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.model.parallel import Processes
 from workbench.study.models import ModelPool
 
 __all__ = ["StageContext"]
@@ -27,6 +28,8 @@ class StageContext:
         items_key: the ``[items]`` section as JSON: identifies the item sets in cache keys.
         use_cache: reuse a stage whose key matches.
         progress: progress bars on stderr.
+        processes: this process's place in a torchrun/accelerate launch (one process
+            without a launcher): the generation and capture stages deal shards over them.
     """
 
     out: Path
@@ -35,3 +38,4 @@ class StageContext:
     items_key: Mapping[str, Any]
     use_cache: bool = True
     progress: bool = True
+    processes: Processes = field(default_factory=Processes)

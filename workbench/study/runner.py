@@ -13,6 +13,7 @@ PosixPath('runs/demo/report.html')
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Iterator
@@ -26,9 +27,11 @@ from threadpoolctl import threadpool_limits
 from interventions import SidecarResult, SweepResult
 from probes.baselines import ConfoundCheck, confound_check
 from probes.depth import DepthCurve, depth_curve
+from workbench.core.errors import WorkbenchError
 from workbench.core.files import make_owned_dir
 from workbench.core.progress import console
 from workbench.labels.domains import check_item, make_split
+from workbench.model.parallel import launched, process_device
 from workbench.study.cache import Stage, check_run_dir, stage_dirs, stage_key
 from workbench.study.collect import H_LAST, SplitData, collect_split, format_items
 from workbench.study.config import (
@@ -42,6 +45,7 @@ from workbench.study.config import (
     TracesConfig,
     chat_flag,
     load_config,
+    load_options,
 )
 from workbench.study.context import StageContext
 from workbench.study.falsification import Falsification, dispositions_json, run_falsification
@@ -104,7 +108,7 @@ def run_study(
     use_cache: bool = True,
     progress: bool = True,
     write: bool = True,
-) -> StudyResult:
+) -> StudyResult | None:
     """Run the study of ``config`` (default: the demo) into the run directory ``out``.
 
     Args:
@@ -114,18 +118,42 @@ def run_study(
         use_cache: reuse cached generations and features.
         progress: progress bars and stage lines on stderr.
         write: write ``report.json`` and ``report.html``.
+
+    Under ``torchrun`` or ``accelerate launch`` the generation and capture of the
+    splits are dealt over the processes; the main process then runs the rest and
+    returns the result, the others return ``None``.
     """
     config = config or load_config()
+    procs = launched(config.model.device)
+    if procs.world_size > 1 and config.model.backend != "hf":
+        raise WorkbenchError(
+            f"a study launched over {procs.world_size} processes deals its generation and "
+            f'capture on the hf backend, not {config.model.backend!r}: set backend = "hf" '
+            "in [model] or launch one process"
+        )
+    progress = progress and procs.is_main
     out = Path(out)
-    check_run_dir(out, stage_dirs(config, out))  # before any work: nothing lost, nothing deleted
-    if not out.exists():
-        make_owned_dir(out)
+    if procs.is_main:  # the other processes of a launch write only their parts
+        check_run_dir(
+            out, stage_dirs(config, out)
+        )  # before any work: nothing lost, nothing deleted
+        if not out.exists():
+            make_owned_dir(out)
+    procs.barrier()
     say = console.print if progress else (lambda *_a, **_k: None)
     clock = _Clock()
-    models = ModelPool(dtype=config.model.dtype, device=config.model.device, say=say)
-    ctx = StageContext(
-        out, models, checker, config.section("items"), use_cache=use_cache, progress=progress
+    placement = {}
+    if config.second_model.enabled:
+        placement[config.second_model.name] = load_options(config.second_model)
+    device = process_device(config.model.device, procs)  # cuda:LOCAL_RANK under a launch
+    placement[config.model.name] = dataclasses.replace(load_options(config.model), device=device)
+    models = ModelPool(
+        dtype=config.model.dtype, device=config.model.device, say=say, options=placement
     )
+    ctx = StageContext(
+        out, models, checker, config.section("items"), use_cache=use_cache, progress=progress,
+        processes=procs,
+    )  # fmt: skip
     seed = config.run.seed
     skipped: dict[str, str] = {}
     cache: dict[str, str] = {}
@@ -139,11 +167,16 @@ def run_study(
             )
             say(f"[bold]collect[/] {split}: {len(items)} items")
             with clock.stage("generate + capture"):
-                data[split] = collect_split(
+                split_data = collect_split(
                     split, items, ctx, model=config.model, generation=config.generation,
                     capture=config.capture,
                 )  # fmt: skip
+            if split_data is None:
+                continue  # another process of a launch: the main one keeps the split
+            data[split] = split_data
             cache[f"splits/{split}"] = "reused" if data[split].reused else "computed"
+        if not procs.is_main:
+            return None  # the statistics and the later stages run on the main process
         labels = {s: label_split(d, checker) for s, d in data.items()}
         second = None
         if config.second_model.enabled:

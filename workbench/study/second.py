@@ -91,7 +91,7 @@ def collect_second(
 def _compute(
     stage: Stage, data: SplitData, cfg: SecondModelConfig, models: ModelPool, progress: bool
 ) -> None:
-    lm = models.get(cfg.name)
+    lm, engine = models.get(cfg.name), models.engine(cfg.name)
     chat = chat_flag(cfg.chat_template)
     prompts = format_items(data.items, cfg.prompt_template)
     raw = chat is False or (chat is None and not lm.has_chat_template)
@@ -99,7 +99,7 @@ def _compute(
         responses = [g.response for g in data.generations]
     else:
         gens = generate(
-            lm,
+            engine,
             prompts,
             max_new_tokens=cfg.max_new_tokens,
             batch_size=cfg.batch_size,
@@ -109,7 +109,7 @@ def _compute(
         responses = [cut_answer(g.response) for g in gens]
     reading = _with_responses(prompts, responses, space=raw)
     result = capture(
-        lm, reading, [H_LAST], batch_size=cfg.batch_size, chat_template=chat, progress=progress
+        engine, reading, [H_LAST], batch_size=cfg.batch_size, chat_template=chat, progress=progress
     )
     path = stage.begin()
     write_jsonl(
