@@ -147,7 +147,6 @@ def temper_command(
     """Sweep head tempering (or value / MLP scaling) over lambdas and seeds; score and report."""
     from rich.console import Console
 
-    from interventions.base import check_factor
     from interventions.report import write_sweep_report
     from interventions.sweep import temper_sweep
     from interventions.temper import SITES, parse_head
@@ -156,6 +155,7 @@ def temper_command(
     from workbench.labels.domains import check_item
     from workbench.labels.verbal import classify_verbal
     from workbench.model.generation import DecodingConfig
+    from workbench.model.intervention import check_factor
     from workbench.model.loading import load_model
 
     console = Console(stderr=True)

@@ -25,6 +25,7 @@ from workbench.core.sites import Site, parse_site, parse_sites
 from workbench.core.store import FeatureStore, StoreWriter, sha256_text
 from workbench.model.hooks import attach, stop_forward_allowed
 from workbench.model.loaded import LoadedModel, unwrap
+from workbench.model.positions import Frame, item_key, using_frame
 from workbench.model.readers import Positions, SiteReader
 from workbench.model.tokens import (
     DEFAULT_MAX_RESPONSE_TOKENS,
@@ -75,11 +76,26 @@ def forward_sites(
     reader: SiteReader,
     *,
     padding_side: str = "left",
+    rows: Sequence[tuple[int, int]] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """One padded forward pass over token id sequences; the sites at each final token."""
+    """One padded forward pass over token id sequences; the sites at each final token.
+
+    ``rows`` gives each sequence's ``(prompt tokens, item key)`` for position-restricted
+    interventions (default: all prompt, keyed by row).
+    """
     batch = collate(seqs, lm.pad_id, side=padding_side, device=lm.device)
     reader.positions = Positions.final(batch.last, batch.first, reader.max_n)
-    with torch.inference_mode(), attach(reader.hooks()), stop_forward_allowed():
+    frame = Frame.of_batch(
+        batch.attention_mask,
+        n_prompt=[r[0] for r in rows] if rows is not None else None,
+        keys=[r[1] for r in rows] if rows is not None else None,
+    )
+    with (
+        torch.inference_mode(),
+        using_frame(frame),
+        attach(reader.hooks()),
+        stop_forward_allowed(),
+    ):
         lm.model(
             input_ids=batch.input_ids,
             attention_mask=batch.attention_mask,
@@ -94,11 +110,15 @@ def _is_oom(error: BaseException) -> bool:
 
 
 def _forward_with_backoff(
-    lm: LoadedModel, seqs: list[Sequence[int]], reader: SiteReader, padding_side: str
+    lm: LoadedModel,
+    seqs: list[Sequence[int]],
+    reader: SiteReader,
+    padding_side: str,
+    rows: list[tuple[int, int]],
 ) -> dict[str, torch.Tensor]:
     """Forward a batch; on out-of-memory, split it in halves and retry (down to one row)."""
     try:
-        return forward_sites(lm, seqs, reader, padding_side=padding_side)
+        return forward_sites(lm, seqs, reader, padding_side=padding_side, rows=rows)
     except (torch.OutOfMemoryError, RuntimeError) as e:
         if not _is_oom(e) or len(seqs) == 1:
             raise
@@ -106,8 +126,8 @@ def _forward_with_backoff(
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         half = len(seqs) // 2
-        a = _forward_with_backoff(lm, seqs[:half], reader, padding_side)
-        b = _forward_with_backoff(lm, seqs[half:], reader, padding_side)
+        a = _forward_with_backoff(lm, seqs[:half], reader, padding_side, rows[:half])
+        b = _forward_with_backoff(lm, seqs[half:], reader, padding_side, rows[half:])
         return {k: torch.cat([a[k], b[k]]) for k in a}
 
 
@@ -119,10 +139,14 @@ def _capture_encoded(
     batch_size: int,
     padding_side: str,
     bar: Any,
+    keys: Sequence[int] | None = None,
 ) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for bucket in length_buckets([len(e) for e in encoded], batch_size):
-        values = _forward_with_backoff(lm, [encoded[i].ids for i in bucket], reader, padding_side)
+        rows = [(encoded[i].n_prompt, keys[i] if keys is not None else i) for i in bucket]
+        values = _forward_with_backoff(
+            lm, [encoded[i].ids for i in bucket], reader, padding_side, rows
+        )
         for name, tensor in values.items():
             if name not in out:
                 out[name] = np.empty((len(encoded), *tensor.shape[1:]), dtype=np.float32)
@@ -172,8 +196,9 @@ def capture(
     )
     with progress_bar("capture", len(encoded), progress) as bar:
         features = _capture_encoded(
-            lm, encoded, reader, batch_size=batch_size, padding_side=padding_side, bar=bar
-        )
+            lm, encoded, reader, batch_size=batch_size, padding_side=padding_side, bar=bar,
+            keys=[item_key(it.id) for it in items],
+        )  # fmt: skip
     return CaptureResult(
         item_ids=tuple(it.id for it in items),
         features=features,

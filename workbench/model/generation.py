@@ -23,6 +23,7 @@ Greedy decoding gives the same tokens as ``transformers``' ``generate``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -36,12 +37,23 @@ from workbench.core.errors import WorkbenchError
 from workbench.core.items import Item, as_items
 from workbench.core.progress import progress_bar
 from workbench.core.sites import Site, parse_sites
+from workbench.model.compile import hf_hooks
 from workbench.model.hooks import attach
+from workbench.model.intervention import Intervention
 from workbench.model.loaded import LoadedModel, unwrap
+from workbench.model.positions import Frame, item_key, using_frame
 from workbench.model.readers import Positions, SiteReader
 from workbench.model.tokens import collate, encode_prompts, length_buckets
 
-__all__ = ["DecodingConfig", "Generation", "Generations", "eos_ids", "generate", "item_seed"]
+__all__ = [
+    "Decoder",
+    "DecodingConfig",
+    "Generation",
+    "Generations",
+    "eos_ids",
+    "generate",
+    "item_seed",
+]
 
 
 @dataclass(frozen=True)
@@ -182,25 +194,56 @@ class _Fused:
             self.state[name] = new
 
 
+class Decoder:
+    """One decoding step on the ``hf`` path: ``(ids, mask, positions, cache) -> (logits, cache)``.
+
+    Backends supply their own (:meth:`decoder`); ``cached=False`` makes the loop
+    feed the whole sequence at every step (an engine whose KV cache disagrees).
+    """
+
+    cached = True
+
+    def __init__(self, lm: LoadedModel) -> None:
+        self.lm = lm
+
+    def __call__(
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
+    ) -> tuple[torch.Tensor, Any]:
+        out = self.lm.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=self.cached,
+            logits_to_keep=1,
+        )
+        return out.logits[:, -1, :], getattr(out, "cache", None)
+
+
 def _decode_bucket(
     lm: LoadedModel,
     prompts: list[list[int]],
-    seeds: list[int],
+    items: list[Item],
     config: DecodingConfig,
     eos: set[int],
     reader: SiteReader | None,
+    decoder: Decoder,
 ) -> tuple[list[list[int]], list[bool], dict[str, torch.Tensor]]:
-    device = lm.device
+    device = lm.device if lm.device.type != "meta" else torch.device("cpu")
     pad = lm.pad_id
     batch = collate(prompts, pad, side="left", device=device)
     generators = []
-    for s in seeds:
+    for it in items:
         g = torch.Generator(device=device)
-        g.manual_seed(s)
+        g.manual_seed(item_seed(config.seed, it.id))
         generators.append(g)
     n = len(prompts)
     mask, positions = batch.attention_mask, batch.position_ids
     inputs, cache = batch.input_ids, None
+    frame = Frame.of_batch(
+        mask, [len(p) for p in prompts], [item_key(it.id) for it in items], config.max_new_tokens
+    )
+    length, capacity = frame.length, frame.capacity
     done = torch.zeros(n, dtype=torch.bool, device=device)
     eos_tensor = torch.tensor(sorted(eos), device=device)
     tokens: list[list[int]] = [[] for _ in range(n)]
@@ -210,15 +253,8 @@ def _decode_bucket(
     hooks = reader.hooks() if reader is not None else []
     with torch.inference_mode(), attach(hooks):
         for step in range(config.max_new_tokens + 1):
-            out = lm.model(
-                input_ids=inputs,
-                attention_mask=mask,
-                position_ids=positions,
-                cache=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            )
-            cache = out.cache
+            with using_frame(frame):
+                logits, cache = decoder(inputs, mask, positions, cache)
             if fused is not None:
                 fused.update(~done)  # the token just processed belongs to prompt + response
                 fused.reader.positions = Positions(
@@ -227,7 +263,7 @@ def _decode_bucket(
                 )
             if step == config.max_new_tokens:
                 break  # this extra step only fed truncated rows' last tokens to the reader
-            chosen = _choose(out.logits[:, -1, :].float(), config, generators)
+            chosen = _choose(logits.float(), config, generators)
             chosen = torch.where(done, torch.full_like(chosen, pad), chosen)
             is_eos = torch.isin(chosen, eos_tensor) & ~done
             for row in (~done & ~is_eos).nonzero().flatten().tolist():
@@ -235,9 +271,17 @@ def _decode_bucket(
             done = done | is_eos
             if bool(done.all()) or (fused is None and step == config.max_new_tokens - 1):
                 break
-            inputs = chosen[:, None]
             mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
-            positions = positions[:, -1:] + 1
+            length = length + 1
+            if decoder.cached:
+                inputs, positions = chosen[:, None], positions[:, -1:] + 1
+                frame = frame.step(length)
+            else:  # the whole sequence again, every step
+                inputs = torch.cat([inputs, chosen[:, None]], dim=1)
+                positions = torch.cat([positions, positions[:, -1:] + 1], dim=1)
+                frame = dataclasses.replace(
+                    Frame.of_batch(mask, frame.n_prompt.tolist(), frame.keys), capacity=capacity
+                )
     truncated = [
         len(t) >= config.max_new_tokens and not bool(d)
         for t, d in zip(tokens, done.tolist(), strict=True)
@@ -258,7 +302,7 @@ def generate(
     seed: int = 0,
     batch_size: int = 8,
     chat_template: bool | None = None,
-    interventions: Sequence[AbstractContextManager[Any]] = (),
+    interventions: Sequence[AbstractContextManager[Any] | Intervention] = (),
     capture: Sequence[str | Site] | None = None,
     progress: bool = False,
 ) -> Generations:
@@ -272,29 +316,28 @@ def generate(
         seed: base seed; each item draws from its own generator seeded by (seed, id).
         batch_size: prompts per batch (left padding, bucketed by length).
         chat_template: render prompts with the chat template (default: when available).
-        interventions: context managers entered around the whole generation
-            (tempering, steering); equivalent to wrapping the call in ``with``.
+        interventions: :class:`~workbench.model.intervention.Intervention` values
+            (compiled for ``lm``'s backend) or context managers (``interventions.temper``,
+            ``steer``...) active for the prompt and every generated token; positions
+            count per row: ``prompt`` is the prefill, ``last`` the newest token at each step.
         capture: sites to read at the final response token as tokens pass
             (returned in ``Generations.features``; same values as capturing
             prompt + response in a second pass).
         progress: show a progress bar.
 
-    ``lm`` may be anything ``load_model(..., backend=...)`` returns; a TransformerLens
-    or nnsight backend decodes greedily through its own engine (sampling, interventions
-    and fused capture run on the ``hf`` backend).
+    ``lm`` may be anything ``load_model(..., backend=...)`` returns: every backend runs
+    this decoding loop (sampling and interventions included) through its own engine's
+    forward pass; fused capture runs on the ``hf`` backend.
     """
     lm, backend = unwrap(lm)
-    if backend is not None:
-        extras = {"do_sample": do_sample, "interventions": bool(interventions), "capture": capture}
-        used = [k for k, v in extras.items() if v]
-        if used:
-            raise WorkbenchError(
-                f"generate on the {backend.name} backend decodes greedily only; {', '.join(used)} "
-                "need the hf backend: load_model(..., backend='hf')"
-            )
-        return backend.generate(
-            items, max_new_tokens=max_new_tokens, batch_size=batch_size, chat_template=chat_template
+    if backend is not None and capture:
+        raise WorkbenchError(
+            f"fused capture during generation runs on the hf backend, not {backend.name}: "
+            "load_model(..., backend='hf'), or capture the generations afterwards"
         )
+    decoder = backend.decoder() if backend is not None else Decoder(lm)
+    edits = [iv for iv in interventions if isinstance(iv, Intervention)]
+    contexts = [iv for iv in interventions if not isinstance(iv, Intervention)]
     config = DecodingConfig(
         max_new_tokens, do_sample, temperature, top_p, top_k, seed, chat_template
     )
@@ -308,16 +351,23 @@ def generate(
     results: list[Generation | None] = [None] * len(items)
     features: dict[str, np.ndarray] = {}
     with contextlib.ExitStack() as stack, progress_bar("generate", len(items), progress) as bar:
-        for intervention in interventions:
+        if edits:
+            stack.enter_context(
+                backend.intervene(edits)
+                if backend is not None
+                else attach(hf_hooks(lm.layout, edits))
+            )
+        for intervention in contexts:
             stack.enter_context(intervention)
         for bucket in length_buckets([len(p) for p in prompts], batch_size):
             tokens, truncated, values = _decode_bucket(
                 lm,
                 [prompts[i] for i in bucket],
-                [item_seed(seed, items[i].id) for i in bucket],
+                [items[i] for i in bucket],
                 config,
                 eos,
                 reader,
+                decoder,
             )
             for row, i in enumerate(bucket):
                 text = lm.tokenizer.decode(tokens[row], skip_special_tokens=True)
