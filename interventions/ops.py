@@ -132,7 +132,8 @@ def patch(
     aligned from the end unless ``align`` maps target to source positions."""
     value = Value(
         site, "patch", None, tuple(heads), positions, note=source,
-        sources=dict(sources), align=tuple(map(tuple, align)) if align is not None else None,
+        sources=dict(sources),
+        align=tuple((int(a), int(b)) for a, b in align) if align is not None else None,
     )  # fmt: skip
     return _one(model, value, "patch", source=source)
 
