@@ -23,7 +23,6 @@ Greedy decoding gives the same tokens as ``transformers``' ``generate``.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -243,7 +242,7 @@ def _decode_bucket(
     frame = Frame.of_batch(
         mask, [len(p) for p in prompts], [item_key(it.id) for it in items], config.max_new_tokens
     )
-    length, capacity = frame.length, frame.capacity
+    length = frame.length
     done = torch.zeros(n, dtype=torch.bool, device=device)
     eos_tensor = torch.tensor(sorted(eos), device=device)
     tokens: list[list[int]] = [[] for _ in range(n)]
@@ -279,9 +278,7 @@ def _decode_bucket(
             else:  # the whole sequence again, every step
                 inputs = torch.cat([inputs, chosen[:, None]], dim=1)
                 positions = torch.cat([positions, positions[:, -1:] + 1], dim=1)
-                frame = dataclasses.replace(
-                    Frame.of_batch(mask, frame.n_prompt.tolist(), frame.keys), capacity=capacity
-                )
+                frame = frame.regenerated(mask)
     truncated = [
         len(t) >= config.max_new_tokens and not bool(d)
         for t, d in zip(tokens, done.tolist(), strict=True)

@@ -103,6 +103,9 @@ class Frame:
         capacity: ``(batch,)`` the longest the row can become (``length`` for a
             complete sequence; prompt + ``max_new_tokens`` while generating).
         keys: one integer per row naming its item (resampling draws from it).
+        seen: ``(batch, seq)`` the row's length when each column was first processed
+            (``length`` in one pass; during generation a generated token was the newest
+            one, so ``last`` and ``-1`` select it whether or not a KV cache is used).
     """
 
     pos: torch.Tensor
@@ -110,6 +113,7 @@ class Frame:
     length: torch.Tensor
     capacity: torch.Tensor
     keys: tuple[int, ...]
+    seen: torch.Tensor
 
     @classmethod
     def of_batch(
@@ -137,6 +141,7 @@ class Frame:
             length=length,
             capacity=length + extra,
             keys=tuple(keys) if keys is not None else tuple(range(n)),
+            seen=length[:, None].expand_as(pos),
         )
 
     @classmethod
@@ -152,7 +157,15 @@ class Frame:
             length=length,
             capacity=self.capacity,
             keys=self.keys,
+            seen=length[:, None],
         )
+
+    def regenerated(self, attention_mask: torch.Tensor) -> Frame:
+        """The frame of an uncached decoding step (prompt and generated tokens re-run):
+        each generated column counts as the newest token it was at its own step."""
+        full = Frame.of_batch(attention_mask, self.n_prompt.tolist(), self.keys)
+        seen = torch.maximum(full.pos + 1, self.n_prompt[:, None].to(full.pos.device))
+        return Frame(full.pos, full.n_prompt, full.length, self.capacity, self.keys, seen)
 
 
 def item_key(item_id: str) -> int:
@@ -191,7 +204,7 @@ def select(spec: PositionSpec, frame: Frame) -> torch.Tensor | None:
         return real & (pos < frame.n_prompt[:, None].to(pos.device))
     if spec.kind == "response":
         return real & (pos >= frame.n_prompt[:, None].to(pos.device))
-    length = frame.length[:, None].to(pos.device)
+    length = frame.seen.to(pos.device)
     if spec.kind == "last":
         return real & (pos == length - 1)
     idx = torch.tensor(spec.indices, device=pos.device)
@@ -205,5 +218,5 @@ def select(spec: PositionSpec, frame: Frame) -> torch.Tensor | None:
                 f"positions {list(spec.indices)}: index {i} is outside a row of {n} tokens; "
                 "pass indices inside every row (negative ones count from the end)"
             )
-    resolved = torch.where(negative[None, :], length + idx[None, :], idx[None, :])
-    return real & (pos[:, :, None] == resolved[:, None, :]).any(-1)
+    resolved = torch.where(negative[None, None, :], length[:, :, None] + idx, idx)
+    return real & (pos[:, :, None] == resolved).any(-1)

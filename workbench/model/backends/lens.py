@@ -132,7 +132,7 @@ def lens_hook_name(kind: str, layer: int) -> str:
     return {
         "head_in": f"blocks.{layer}.attn.hook_z",
         "resid": f"blocks.{layer}.hook_resid_post",
-        "mlp_out": f"blocks.{layer}.hook_mlp_out",
+        "mlp_out": f"blocks.{layer}.mlp.hook_out",
         "v_out": f"blocks.{layer}.attn.hook_v",
     }[kind]
 
@@ -230,7 +230,7 @@ class LensBackend(ForwardBackend):
         """Apply intervention values at TransformerLens hook points while active.
 
         ``head_in`` edits ``blocks.L.attn.hook_z`` (already split per head),
-        ``resid`` ``blocks.L.hook_resid_post``, ``mlp_out`` ``blocks.L.hook_mlp_out``.
+        ``resid`` ``blocks.L.hook_resid_post``, ``mlp_out`` ``blocks.L.mlp.hook_out``.
 
         >>> with LensBackend(lm).temper({(3, 1): 0.0}):  # doctest: +SKIP
         ...     ablated = backend.logits(items)

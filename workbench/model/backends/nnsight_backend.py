@@ -245,7 +245,6 @@ class _TraceDecoder(Decoder):
     def __init__(self, backend: NNsightBackend) -> None:
         super().__init__(backend.lm)
         self.backend = backend
-        self.plan = backend._plan([])[0]
 
     def __call__(
         self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
@@ -258,8 +257,9 @@ class _TraceDecoder(Decoder):
             "use_cache": True,
             "logits_to_keep": 1,
         }
+        plan = self.backend._plan([])[0]  # the edits active now
         _, out = self.backend._trace(
-            self.plan, current_frame(ids), kwargs, lambda o: (o.logits[:, -1, :], o.cache)
+            plan, current_frame(ids), kwargs, lambda o: (o.logits[:, -1, :], o.cache)
         )
         return out[0], out[1]
 
