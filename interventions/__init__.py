@@ -14,6 +14,7 @@ from interventions.attribution import (
     max_magnitude_d_null,
 )
 from interventions.base import Applied, Intervention, apply
+from interventions.causal import CausalResult, Effect, causal_test
 from interventions.cohorts import cohorts_from_labels
 from interventions.figures import (
     attribution_figure,
@@ -30,6 +31,7 @@ from interventions.sidecar import DEFAULT_HEDGE_PREFIX, SidecarResult, gate_resp
 from interventions.stats import Comparison, MetricSummary, monotonicity, summarise
 from interventions.steering import mass_mean_direction, probe_direction, steer
 from interventions.sweep import SweepResponse, SweepResult, sweep, temper_sweep
+from interventions.targets import Target, answer_logprob, probe_read
 from interventions.temper import (
     SITES,
     intervention_factory,
@@ -41,6 +43,12 @@ from interventions.temper import (
 
 __all__ = [
     "Applied",
+    "CausalResult",
+    "Effect",
+    "Target",
+    "answer_logprob",
+    "causal_test",
+    "probe_read",
     "DEFAULT_HEDGE_PREFIX",
     "ablate_mean",
     "add",

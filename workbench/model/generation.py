@@ -218,6 +218,15 @@ class Decoder:
         )
         return out.logits[:, -1, :], getattr(out, "cache", None)
 
+    def all_logits(
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits at every position of one uncached pass (teacher forcing)."""
+        out = self.lm.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
+        )
+        return out.logits
+
 
 def _decode_bucket(
     lm: LoadedModel,

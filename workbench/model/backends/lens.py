@@ -162,6 +162,14 @@ class _Uncached(Decoder):
         )  # fmt: skip
         return logits[:, -1, :], None
 
+    def all_logits(
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
+        return self.bridge(
+            ids, attention_mask=mask, position_ids=positions, use_cache=False,
+            return_type="logits",
+        )  # fmt: skip
+
 
 class LensBackend(ForwardBackend):
     """TransformerLens hook points on a ``TransformerBridge`` (see the module docstring).
