@@ -15,6 +15,15 @@ from interventions.attribution import (
 )
 from interventions.base import Applied, Intervention, apply
 from interventions.causal import CausalResult, Effect, causal_test
+from interventions.causal_heads import (
+    ABLATIONS,
+    ablate_heads,
+    causal_heads,
+    head_ablation,
+    iti_directions,
+    iti_shift,
+)
+from interventions.causal_report import causal_figure, write_causal_report
 from interventions.cohorts import cohorts_from_labels
 from interventions.figures import (
     attribution_figure,
@@ -42,7 +51,15 @@ from interventions.temper import (
 )
 
 __all__ = [
+    "ABLATIONS",
     "Applied",
+    "ablate_heads",
+    "causal_heads",
+    "causal_figure",
+    "head_ablation",
+    "iti_directions",
+    "iti_shift",
+    "write_causal_report",
     "CausalResult",
     "Effect",
     "Target",

@@ -33,12 +33,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
+import numpy as np
+
 from interventions.base import Applied, model_and_layout
 from workbench.core.errors import WorkbenchError
 from workbench.model.compile import head_scales
 from workbench.model.intervention import Intervention as Value
 
-__all__ = ["SITES", "intervention_factory", "parse_head", "scale_mlp", "scale_values", "temper"]
+__all__ = [
+    "SITES",
+    "intervention_factory",
+    "temper_toward_mean",
+    "parse_head",
+    "scale_mlp",
+    "scale_values",
+    "temper",
+]
 
 Site = Literal["o_proj", "v_proj", "mlp"]
 SITES: tuple[Site, ...] = ("o_proj", "v_proj", "mlp")
@@ -169,21 +179,68 @@ def scale_mlp(model: Any, layers: Mapping[int, float], positions: Any = "all") -
     )
 
 
-def intervention_factory(lm: Any, at: Site, targets: Sequence[Any]) -> Callable[[float], Applied]:
+def temper_toward_mean(
+    model: Any,
+    heads: Mapping[tuple[int, int], float],
+    reference: Sequence[Any],
+    positions: Any = "all",
+) -> Applied:
+    """Interpolate heads towards their reference mean: ``lambda * x + (1 - lambda) * mean``.
+
+    Lambda 1 is the identity, lambda 0 mean-ablation (the mean over ``reference``
+    at the same positions): tempering without pushing activations off distribution.
+    """
+    from interventions.causal_heads import head_ablation
+
+    _, layout = model_and_layout(model)
+    scales = head_scales(layout, heads, positions)
+    means = head_ablation(model, list(heads), "mean", positions=positions, reference=reference)
+    shifts = []
+    for scale, mean in zip(scales, means, strict=True):
+        rest = 1.0 - np.asarray(scale.operand, dtype=np.float64)[:, None]
+        shifts.append(Value(mean.site, "add", rest * mean.operand, mean.heads, positions))
+    summary = {"kind": "temper_toward_mean", "site": "o_proj input",
+               "targets": _targets(scales, "head")}  # fmt: skip
+    return Applied(model, [*scales, *shifts], summary)
+
+
+def intervention_factory(
+    lm: Any,
+    at: Site,
+    targets: Sequence[Any],
+    *,
+    positions: Any = "all",
+    ablation: str = "zero",
+    reference: Sequence[Any] | None = None,
+) -> Callable[[float], Applied]:
     """``value -> intervention`` scaling ``targets`` at one site by the value.
 
     Args:
-        lm: a ``LoadedModel`` or a transformers causal LM.
+        lm: a ``LoadedModel``, a backend or a transformers causal LM.
         at: ``o_proj`` (targets: ``(layer, head)``, :func:`temper`), ``v_proj``
             (``(layer, kv_head)``, :func:`scale_values`) or ``mlp`` (layers, :func:`scale_mlp`).
         targets: what to scale; every target gets the same value.
+        positions: which positions of each row are scaled.
+        ablation: what lambda 0 means at ``o_proj``: ``zero`` (plain scaling) or
+            ``mean`` (:func:`temper_toward_mean` over ``reference``).
     """
     if not targets:
         raise WorkbenchError(f"no targets to scale at {at}: pass at least one head or layer")
+    if ablation not in ("zero", "mean"):
+        raise WorkbenchError(
+            f"ablation {ablation!r} for a sweep: use zero or mean (resample: workbench causal)"
+        )
+    if ablation == "mean" and (at != "o_proj" or not reference):
+        raise WorkbenchError("mean tempering needs at='o_proj' and reference items")
+    if at == "o_proj" and ablation == "mean":
+        assert reference is not None
+        return lambda lam: temper_toward_mean(
+            lm, dict.fromkeys(map(tuple, targets), lam), reference, positions
+        )
     if at == "o_proj":
-        return lambda lam: temper(lm, dict.fromkeys(map(tuple, targets), lam))
+        return lambda lam: temper(lm, dict.fromkeys(map(tuple, targets), lam), positions)
     if at == "v_proj":
-        return lambda lam: scale_values(lm, dict.fromkeys(map(tuple, targets), lam))
+        return lambda lam: scale_values(lm, dict.fromkeys(map(tuple, targets), lam), positions)
     if at == "mlp":
-        return lambda lam: scale_mlp(lm, dict.fromkeys(targets, lam))
+        return lambda lam: scale_mlp(lm, dict.fromkeys(targets, lam), positions)
     raise WorkbenchError(f"unknown site {at!r}: use one of {', '.join(SITES)}")

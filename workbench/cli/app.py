@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "falsify": "workbench.cli.falsify",
     "attribute": "workbench.cli.heads",
     "temper": "workbench.cli.heads",
+    "causal": "workbench.cli.causal",
     "generate": "workbench.cli.compare",
     "compare": "workbench.cli.compare",
     "demo": "workbench.cli.study",

@@ -143,6 +143,12 @@ def temper_command(
     batch_size: Annotated[int, typer.Option(help="Prompts per batch.")] = 8,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
     dtype: Annotated[str, typer.Option(help="float32, bfloat16 or float16.")] = "float32",
+    positions: Annotated[
+        str, typer.Option(help="all, prompt, response, last, last:N or indices.")
+    ] = "all",
+    ablation: Annotated[
+        str, typer.Option(help="What lambda 0 means: zero, or mean (over the items).")
+    ] = "zero",
 ) -> None:
     """Sweep head tempering (or value / MLP scaling) over lambdas and seeds; score and report."""
     from rich.console import Console
@@ -157,6 +163,7 @@ def temper_command(
     from workbench.model.generation import DecodingConfig
     from workbench.model.intervention import check_factor
     from workbench.model.loading import load_model
+    from workbench.model.positions import PositionSpec
 
     console = Console(stderr=True)
     if at not in SITES:
@@ -170,6 +177,12 @@ def temper_command(
         )
     for lam in lambdas:
         check_factor(lam, "--lambda")
+    spec = PositionSpec.parse(positions)
+    if ablation not in ("zero", "mean") or (ablation == "mean" and at != "o_proj"):
+        raise WorkbenchError(
+            f"--ablation {ablation!r}: use zero, or mean with --at o_proj "
+            "(resample ablation: workbench causal --ablation resample)"
+        )
     seeds = seed or [0, 1]
     decoding = DecodingConfig(
         max_new_tokens=max_new_tokens, do_sample=not greedy, temperature=temperature, top_p=top_p
@@ -191,8 +204,12 @@ def temper_command(
         decoding=decoding,
         batch_size=batch_size,
         progress=True,
+        positions=spec,
+        ablation=ablation,
+        reference_items=item_list if ablation == "mean" else None,
     )  # type: ignore[arg-type]
-    meta = {"model": lm.describe(), "items": str(items), "n_items": len(item_list), "at": at}
+    meta = {"model": lm.describe(), "items": str(items), "n_items": len(item_list), "at": at,
+            "positions": spec.to_json(), "ablation": ablation}  # fmt: skip
     paths = write_sweep_report(out, result, meta=meta)
     for metric in result.metrics:
         row = ", ".join(
