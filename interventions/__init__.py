@@ -35,6 +35,7 @@ from interventions.figures import (
 )
 from interventions.head_probes import HeadProbe, HeadProbes, head_probes
 from interventions.ops import ablate_mean, add, collect_site, patch, project_out, resample, set_to
+from interventions.patching import PatchResult, logit_diff, patching_sweep, prob
 from interventions.report import write_attribution_report, write_sidecar_report, write_sweep_report
 from interventions.sidecar import DEFAULT_HEDGE_PREFIX, SidecarResult, gate_responses, sidecar
 from interventions.stats import Comparison, MetricSummary, monotonicity, summarise
@@ -52,6 +53,10 @@ from interventions.temper import (
 
 __all__ = [
     "ABLATIONS",
+    "PatchResult",
+    "logit_diff",
+    "patching_sweep",
+    "prob",
     "Applied",
     "ablate_heads",
     "causal_heads",
