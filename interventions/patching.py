@@ -31,7 +31,7 @@ from workbench.core.errors import WorkbenchError
 from workbench.core.items import Item, as_items
 from workbench.model.intervention import Intervention as Value
 from workbench.model.loaded import LoadedModel
-from workbench.model.positions import item_key
+from workbench.model.positions import PositionSpec, item_key
 
 __all__ = ["PatchResult", "logit_diff", "patching_sweep", "prob"]
 
@@ -158,7 +158,8 @@ def patching_sweep(
             sources = _sources(model, clean, corrupted, site)
             cells = []
             for p in range(-n_positions, 0):
-                value = Value(site, "patch", positions=[p], sources=sources, align=pairs)
+                spec = PositionSpec.parse([p])
+                value = Value(site, "patch", positions=spec, sources=sources, align=pairs)
                 cells.append(_score(model, corrupted, metric, value, base, top))
             columns = [str(p) for p in range(-n_positions, 0)]
         rows.append(f"L{layer}")
