@@ -5,9 +5,13 @@ the ``o_proj`` *input* (``n_heads * head_dim`` wide, so with grouped-query
 attention each query head has its own slice) by a factor, through a forward
 pre-hook. The output of ``o_proj`` mixes heads, so slicing it would be wrong.
 Factor 1 leaves the forward pass bit-identical (``x * 1.0 == x``); factor 0
-zero-ablates the head. The scaling applies at every position the model
-processes while the context is active: the prompt (prefill) and every generated
-token of ``workbench.generate``.
+zero-ablates the head. Tempering is data: one ``scale`` at ``head_in(layer)``
+(:func:`workbench.model.compile.head_scales`) per layer, compiled by every
+backend. By default the scaling applies at every position the model processes
+while the context is active (the prompt, i.e. the prefill, and every generated
+token of ``workbench.generate``); ``positions=`` restricts it (``prompt``,
+``response``, ``last``, indices). :func:`temper_toward_mean` interpolates towards
+the heads' reference mean instead of towards zero.
 
 :func:`scale_values` scales a key-value head's slice of the ``v_proj`` output
 (with grouped-query attention that moves every query head sharing it), and

@@ -109,6 +109,11 @@ class Backend(Protocol):
         max_new_tokens: int = 16,
         batch_size: int = 8,
         chat_template: bool | None = None,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        seed: int = 0,
     ) -> Generations: ...
 
 
