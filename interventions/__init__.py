@@ -20,6 +20,7 @@ from interventions.causal_heads import (
     ablate_heads,
     causal_heads,
     head_ablation,
+    heads_from_probes,
     iti_directions,
     iti_shift,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "causal_heads",
     "causal_figure",
     "head_ablation",
+    "heads_from_probes",
     "iti_directions",
     "iti_shift",
     "write_causal_report",

@@ -120,6 +120,13 @@ def ablate_heads(model: Any, heads: Sequence[Head], kind: str = "zero", **kwargs
     return Applied(model, values, {"kind": f"{kind}_ablation", "heads": [list(h) for h in heads]})
 
 
+def heads_from_probes(probes: Any, k: int) -> list[Head]:
+    """The ``k`` heads with the best held-out AUC in a ``HeadProbes`` result (ITI's selection)."""
+    if k < 1:
+        raise WorkbenchError(f"k {k}: select at least one head")
+    return [(int(layer), int(head)) for layer, head, _ in probes.export(k)]
+
+
 def iti_directions(
     activations: Mapping[int, ArrayLike], labels: ArrayLike, heads: Sequence[Head]
 ) -> dict[Head, np.ndarray]:

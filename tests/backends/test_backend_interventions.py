@@ -170,3 +170,16 @@ def test_sampled_generation_gives_the_same_draws_on_every_backend(backends, arch
         g.token_ids for g in generate(hf, ITEMS, max_new_tokens=6, do_sample=True, seed=8)
     ]
     assert other_seed != runs["hf"]
+
+
+def test_constructors_compile_for_the_backend_they_are_given(backends):
+    from interventions import project_out, temper
+
+    hf, nn, lens = backends("llama")
+    v = np.random.default_rng(3).standard_normal(hf.lm.layout.d_model)
+    with project_out(hf.lm, "resid(1)", v, positions="last"), temper(hf.lm, {(2, 1): 0.0}):
+        expected = hf.logits(ITEMS)
+    for backend in (nn, lens):
+        with project_out(backend, "resid(1)", v, positions="last"), temper(backend, {(2, 1): 0.0}):
+            assert_close(backend.logits(ITEMS), expected, f"{backend!r} constructors")
+        assert_close(backend.logits(ITEMS), hf.logits(ITEMS), f"{backend!r} after the context")

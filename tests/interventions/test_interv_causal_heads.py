@@ -58,7 +58,12 @@ def test_causal_heads_with_iti_and_random_head_controls(tiny):
     six = [*ITEMS, *(Item(f"{it.id}2", it.prompt + " again") for it in ITEMS)]
     feats = capture(lm, six, ["head_in(1,last=2)", "head_in(2,last=2)"])
     acts = {1: feats["head_in(1,last=2)"], 2: feats["head_in(2,last=2)"]}
-    directions = iti_directions(acts, [1, 0, 1, 0, 1, 0], heads)
+    from interventions import head_probes, heads_from_probes
+
+    labels = [1, 0, 1, 0, 1, 0]
+    ranked = heads_from_probes(head_probes(acts, labels, folds=2), 2)
+    assert len(ranked) == 2 and all(layer in (1, 2) for layer, _ in ranked)
+    directions = iti_directions(acts, labels, heads)
     target = Target.logprob(["4", "Blue", "Hello"])
     result = causal_heads(
         lm, ITEMS, heads, target, kind="mean", directions=directions, n_random=19,

@@ -210,7 +210,10 @@ def test_temper_command_takes_positions_and_mean_ablation(model_dir, tmp_path):
         (["--head", "one.two", "--lambda", "1"], "head 'one.two' is not LAYER.HEAD"),
         (["--lambda", "1"], "nothing to scale: pass --head L.H"),
         (["--head", "1.2", "--lambda", "1", "--at", "k_proj"], "--at 'k_proj'"),
-        (["--head", "1.2", "--lambda", "1", "--positions", "[x]"], "positions '[x]' not understood"),
+        (
+            ["--head", "1.2", "--lambda", "1", "--positions", "[x]"],
+            "positions '[x]' not understood",
+        ),
         (["--head", "1.2", "--lambda", "1", "--ablation", "resample"], "--ablation 'resample'"),
     ],
 )

@@ -284,8 +284,10 @@ def capture_to_store(
         while not writer.complete:
             start = writer.n_done
             chunk = encoded[start : start + shard_size]
+            keys = [item_key(it.id) for it in items[start : start + shard_size]]
             arrays = _capture_encoded(
-                lm, chunk, reader, batch_size=batch_size, padding_side=padding_side, bar=bar
-            )
+                lm, chunk, reader, batch_size=batch_size, padding_side=padding_side, bar=bar,
+                keys=keys,
+            )  # fmt: skip
             writer.write_shard(arrays)
     return FeatureStore(out)
