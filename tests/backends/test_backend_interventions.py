@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from support import ARCHES, MULTIMODAL
 
 from interventions import collect_site
 from workbench.core.items import Item
@@ -86,7 +87,7 @@ def _run(backend, values, sites):
     return feats, logits, tokens
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen3_5", "gpt2", "gemma4_mm"])
+@pytest.mark.parametrize("arch", [*ARCHES, *MULTIMODAL])
 def test_every_operation_agrees_across_backends(backends, arch):
     hf, nn, lens = backends(arch)
     layer = hf.lm.layout.layers_with_attention[0]

@@ -114,7 +114,7 @@ def test_smollm_probe_direction_and_top_heads(smollm, tmp_path):
     torch.set_num_threads(1)
     from workbench.labels.domains import make_split
 
-    items = make_split("train", 4, seed=0)
+    items = make_split("train", 3, seed=0)
     answers = [str(it.labels["gold"]) for it in items]
     layer = 10
     feats = capture(smollm, items, [f"resid({layer})"])[f"resid({layer})"]
@@ -123,7 +123,7 @@ def test_smollm_probe_direction_and_top_heads(smollm, tmp_path):
         labels = np.arange(len(items)) % 2 == 0
     direction = mass_mean_direction(feats, labels)
     target = Target.logprob(answers, name="gold log-prob")
-    decoding = DecodingConfig(max_new_tokens=4)
+    decoding = DecodingConfig(max_new_tokens=3)
     result = causal_test(smollm, items, f"resid({layer})", direction, target,
                          n_random=19, decoding=decoding)  # fmt: skip
     paths = write_causal_report(tmp_path / "direction", result, meta={"model": "smollm2"})

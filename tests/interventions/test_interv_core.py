@@ -126,18 +126,25 @@ def test_resample_draws_a_bank_row_per_item(tiny):
     assert all(tuple(np.round(g, 5)) in rows for g in got)
 
 
-def test_patching_everything_reproduces_the_source_and_nothing_the_target(tiny):
-    lm = tiny("llama")
+@pytest.mark.parametrize("arch", LAYOUTS)
+def test_patching_everything_reproduces_the_source_and_nothing_the_target(tiny, arch):
+    lm = tiny(arch)
     clean = [Item("x", "The capital of Italy is", " Paris")]
     corrupt = [Item("x", "The capital of Spain is", " Paris")]  # same key, same length
-    site = "resid(1)"
+    site = f"resid({_layer(lm)})"
     source = collect_site(lm, clean, site, per_item=True)
-    target = capture(lm, corrupt, ["h_last", "resid(1)"])
+    target = capture(lm, corrupt, ["h_last", site])
     with patch(lm, site, source):
-        patched = capture(lm, corrupt, ["h_last", "resid(1)"])
-    np.testing.assert_allclose(
-        patched["h_last"], capture(lm, clean, ["h_last"])["h_last"], atol=1e-5
-    )
+        patched = capture(lm, corrupt, ["h_last", site])
+        at_site = collect_site(lm, corrupt, site, per_item=True)
+    np.testing.assert_allclose(at_site[item_key("x")], source[item_key("x")], atol=1e-6)
+    np.testing.assert_allclose(patched[site], capture(lm, clean, [site])[site], atol=1e-6)
+    # Gemma 4 feeds every layer per-layer embeddings of the input tokens, so a patched
+    # residual cannot carry the clean tokens downstream: the corrupted tokens still enter.
+    text = getattr(lm.model.config, "text_config", lm.model.config)
+    if not getattr(text, "hidden_size_per_layer_input", 0):
+        clean_out = capture(lm, clean, ["h_last"])["h_last"]
+        np.testing.assert_allclose(patched["h_last"], clean_out, atol=1e-5)
     with patch(lm, site, source, align=()):  # an empty map patches nothing
         same = capture(lm, corrupt, ["h_last"])
     np.testing.assert_array_equal(same["h_last"], target["h_last"])
