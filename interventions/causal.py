@@ -38,9 +38,9 @@ from interventions.targets import Target
 from workbench.core.errors import WorkbenchError
 from workbench.core.items import Item, as_items
 from workbench.labels.verbal import classify_verbal
+from workbench.model.bound import bind
 from workbench.model.generation import DecodingConfig, generate
 from workbench.model.intervention import Intervention as Value
-from workbench.model.intervention import bind
 from workbench.model.positions import PositionSpec
 
 __all__ = ["SIDE_EFFECTS", "CausalResult", "Effect", "causal_test", "check_controls", "run_tests"]

@@ -28,11 +28,11 @@ from interventions.base import Applied, model_and_layout
 from interventions.steering import check_alpha
 from workbench.core.errors import WorkbenchError
 from workbench.core.items import Item, as_items
+from workbench.model.bound import bind
 from workbench.model.capture import encode_items
 from workbench.model.compile import site_module
 from workbench.model.hooks import attach
 from workbench.model.intervention import Intervention as Value
-from workbench.model.intervention import bind
 from workbench.model.loaded import unwrap
 from workbench.model.positions import Frame, PositionSpec, item_key, select, using_frame
 from workbench.model.tokens import collate, length_buckets

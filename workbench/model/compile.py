@@ -21,9 +21,10 @@ import torch
 from torch import nn
 
 from workbench.core.errors import WorkbenchError
+from workbench.model.bound import Bound, bind, v_path
 from workbench.model.edits import apply_all
 from workbench.model.hooks import Hook
-from workbench.model.intervention import Bound, Intervention, bind, v_path
+from workbench.model.intervention import Intervention
 from workbench.model.layouts import ResolvedLayout
 from workbench.model.positions import PositionSpec, current_frame
 

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from workbench.core.errors import WorkbenchError
-from workbench.model.intervention import Bound
+from workbench.model.bound import Bound
 from workbench.model.positions import Frame, select
 
 __all__ = ["Terms", "apply", "apply_all", "resample_index", "run_terms", "terms"]

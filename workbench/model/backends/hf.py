@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from workbench.core.sites import Site
-from workbench.model.backends.base import Intervenes, ItemsLike, final_token, logits_via
+from workbench.model.backends.base import ItemsLike, final_token, logits_via
+from workbench.model.backends.intervenes import Intervenes
 from workbench.model.capture import CaptureResult, capture
 from workbench.model.compile import hf_hooks
 from workbench.model.hooks import attach, stop_forward_allowed

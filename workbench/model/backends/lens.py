@@ -47,11 +47,12 @@ from workbench.model.backends.base import (
 )
 from workbench.model.backends.kvcache import check_and_fix
 from workbench.model.backends.names import point_name, point_of
+from workbench.model.bound import Bound
 from workbench.model.compile import by_site
 from workbench.model.edits import apply_all
 from workbench.model.generation import Decoder
 from workbench.model.hooks import Hook
-from workbench.model.intervention import Bound, Intervention
+from workbench.model.intervention import Intervention
 from workbench.model.loaded import LoadedModel, wrap_model
 from workbench.model.positions import current_frame
 from workbench.model.readers import SiteReader

@@ -50,11 +50,12 @@ from workbench.model.backends.base import (
     require_extra,
 )
 from workbench.model.backends.names import point_of
+from workbench.model.bound import Bound
 from workbench.model.compile import by_site
 from workbench.model.edits import terms
 from workbench.model.generation import Decoder
 from workbench.model.hooks import Hook
-from workbench.model.intervention import Bound, Intervention
+from workbench.model.intervention import Intervention
 from workbench.model.layouts import Layout
 from workbench.model.loaded import LoadedModel, wrap_model
 from workbench.model.positions import Frame, current_frame
