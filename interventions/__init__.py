@@ -1,6 +1,6 @@
-"""Attention-head attribution, o_proj tempering, the confidence-gated sidecar, steering.
+"""Interventions as data (one constructor per operation), attribution, tempering, causal tests.
 
->>> from interventions import temper, attribute_heads, temper_sweep, sidecar, steer
+>>> from interventions import temper, steer, project_out, ablate_mean, attribute_heads, sidecar
 """
 
 from interventions.activations import as_layers, layers_from_features, pool_tokens
@@ -13,7 +13,18 @@ from interventions.attribution import (
     cohens_d,
     max_magnitude_d_null,
 )
-from interventions.base import Intervention
+from interventions.base import Applied, Intervention, apply
+from interventions.causal import CausalResult, Effect, causal_test
+from interventions.causal_heads import (
+    ABLATIONS,
+    ablate_heads,
+    causal_heads,
+    head_ablation,
+    heads_from_probes,
+    iti_directions,
+    iti_shift,
+)
+from interventions.causal_report import causal_figure, write_causal_report
 from interventions.cohorts import cohorts_from_labels
 from interventions.figures import (
     attribution_figure,
@@ -24,11 +35,14 @@ from interventions.figures import (
     write_html,
 )
 from interventions.head_probes import HeadProbe, HeadProbes, head_probes
+from interventions.ops import ablate_mean, add, collect_site, patch, project_out, resample, set_to
+from interventions.patching import PatchResult, logit_diff, patching_sweep, prob
 from interventions.report import write_attribution_report, write_sidecar_report, write_sweep_report
 from interventions.sidecar import DEFAULT_HEDGE_PREFIX, SidecarResult, gate_responses, sidecar
 from interventions.stats import Comparison, MetricSummary, monotonicity, summarise
 from interventions.steering import mass_mean_direction, probe_direction, steer
 from interventions.sweep import SweepResponse, SweepResult, sweep, temper_sweep
+from interventions.targets import Target, answer_logprob, probe_read
 from interventions.temper import (
     SITES,
     intervention_factory,
@@ -39,7 +53,35 @@ from interventions.temper import (
 )
 
 __all__ = [
+    "ABLATIONS",
+    "PatchResult",
+    "logit_diff",
+    "patching_sweep",
+    "prob",
+    "Applied",
+    "ablate_heads",
+    "causal_heads",
+    "causal_figure",
+    "head_ablation",
+    "heads_from_probes",
+    "iti_directions",
+    "iti_shift",
+    "write_causal_report",
+    "CausalResult",
+    "Effect",
+    "Target",
+    "answer_logprob",
+    "causal_test",
+    "probe_read",
     "DEFAULT_HEDGE_PREFIX",
+    "ablate_mean",
+    "add",
+    "apply",
+    "collect_site",
+    "patch",
+    "project_out",
+    "resample",
+    "set_to",
     "RANKINGS",
     "SITES",
     "Comparison",

@@ -1,17 +1,17 @@
-"""The one mechanism behind every intervention: hooks attached while a context is active.
+"""Interventions applied while a context is active: values compiled for the model's backend.
 
-An :class:`Intervention` holds a *builder* (a function returning
-:class:`workbench.model.hooks.Hook` values) and attaches the hooks it builds with
-:func:`workbench.model.hooks.attach` on ``__enter__``; ``__exit__`` removes them, also
-after an exception. It is re-enterable (enter, exit, enter again) but not
-nestable: entering it twice at once would apply it twice (lambda squared), so
-that is an error. ``generate(..., interventions=[...])`` enters it around the
-whole generation.
+An :class:`Applied` holds :class:`~workbench.model.intervention.Intervention`
+values and the model they act on (a ``LoadedModel``, a raw transformers module,
+or any backend ``load_model(..., backend=...)`` returns). ``__enter__`` compiles
+the values for that backend (PyTorch hooks on ``hf``, TransformerLens hooks,
+nnsight edits) and ``__exit__`` removes them, also after an exception. It is
+re-enterable (enter, exit, enter again) but not nestable: entering it twice at
+once would apply it twice (lambda squared), so that is an error.
+``generate(..., interventions=[...])`` enters it around the whole generation.
 
-Hook closures are built by the factories here (:func:`scale_input`,
-:func:`scale_output`, :func:`add_to_output`), so every layer and head binds its
-own values. Tempering, value and MLP scaling, and steering are thin wrappers
-that choose a module and a factory.
+Every constructor in :mod:`interventions` (``temper``, ``steer``, ``project_out``,
+``ablate_mean``...) is a thin function building values and wrapping them here;
+``to_json`` records exactly what was done.
 
 >>> with temper(lm, {(3, 1): 0.5}):  # doctest: +SKIP
 ...     logits = lm.model(input_ids).logits
@@ -20,33 +20,28 @@ that choose a module and a factory.
 from __future__ import annotations
 
 import contextlib
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
 
-import torch
 from torch import nn
 
 from workbench.core.errors import WorkbenchError
-from workbench.model.hooks import Hook, attach
+from workbench.model.compile import by_site, hf_hooks
+from workbench.model.hooks import attach
+from workbench.model.intervention import Intervention as Value
 from workbench.model.layouts import ResolvedLayout, resolve_layout
+from workbench.model.loaded import LoadedModel
 
-__all__ = [
-    "Intervention",
-    "add_to_output",
-    "check_factor",
-    "model_and_layout",
-    "scale_input",
-    "scale_output",
-]
-
-HookFn = Callable[..., Any]
+__all__ = ["Applied", "Intervention", "apply", "model_and_layout", "target_of"]
 
 
 def model_and_layout(model: Any) -> tuple[nn.Module, ResolvedLayout]:
-    """The torch module and resolved layout of a ``LoadedModel`` or a raw HF causal LM."""
+    """The torch module and resolved layout of a ``LoadedModel``, a backend or a raw HF LM."""
+    lm = getattr(model, "lm", None)
+    if isinstance(lm, LoadedModel):
+        model = lm
     layout = getattr(model, "layout", None)
     module = getattr(model, "model", None)
     if isinstance(layout, ResolvedLayout) and isinstance(module, nn.Module):
@@ -54,122 +49,56 @@ def model_and_layout(model: Any) -> tuple[nn.Module, ResolvedLayout]:
     if isinstance(model, nn.Module):
         return model, resolve_layout(model)
     raise WorkbenchError(
-        f"cannot intervene on a {type(model).__name__}: pass a LoadedModel (workbench.load_model) "
-        "or a transformers causal-LM module"
+        f"cannot intervene on a {type(model).__name__}: pass a LoadedModel (workbench.load_model), "
+        "a backend, or a transformers causal-LM module"
     )
 
 
-def check_factor(value: Any, what: str) -> float:
-    """A scale factor as a float: finite and >= 0, or an error naming ``what``."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise WorkbenchError(f"{what}: factor {value!r} is not a number: pass a float >= 0")
-    f = float(value)
-    if not math.isfinite(f) or f < 0:
-        raise WorkbenchError(
-            f"{what}: factor {value!r} must be finite and >= 0 (1 = unchanged, 0 = ablated)"
-        )
-    return f
+def target_of(model: Any) -> Any:
+    """The backend that compiles values for ``model``, or ``None`` for the hf path."""
+    lm = getattr(model, "lm", None)
+    if isinstance(lm, LoadedModel) and callable(getattr(model, "intervene", None)):
+        return None if getattr(model, "name", "hf") == "hf" else model
+    return None
 
 
-def _first(x: Any) -> torch.Tensor:
-    return x[0] if isinstance(x, tuple) else x
-
-
-def _replace_first(x: Any, new: torch.Tensor) -> Any:
-    return (new, *x[1:]) if isinstance(x, tuple) else new
-
-
-def _on(
-    cache: dict[tuple[torch.device, torch.dtype], torch.Tensor], v: torch.Tensor, like: torch.Tensor
-) -> torch.Tensor:
-    key = (like.device, like.dtype)
-    if key not in cache:
-        cache[key] = v.to(device=like.device, dtype=like.dtype)
-    return cache[key]
-
-
-def _check_width(module: nn.Module, x: torch.Tensor, width: int) -> None:
-    if x.shape[-1] != width:
-        raise WorkbenchError(
-            f"{type(module).__name__} sees width {x.shape[-1]}, the intervention was built for "
-            f"{width}: the layout's head geometry does not match this model; pass layout=..."
-        )
-
-
-def scale_input(vector: torch.Tensor) -> HookFn:
-    """A forward pre-hook multiplying a module's first input by ``vector`` (last axis)."""
-    cache: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
-
-    def hook(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
-        if not args:
-            raise WorkbenchError(
-                f"{type(module).__name__} was called without a positional input: cannot scale it"
-            )
-        x = args[0]
-        _check_width(module, x, vector.shape[-1])
-        return (x * _on(cache, vector, x), *args[1:])
-
-    return hook
-
-
-def scale_output(vector: torch.Tensor) -> HookFn:
-    """A forward hook multiplying a module's output (or its first element) by ``vector``."""
-    cache: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
-
-    def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
-        y = _first(output)
-        _check_width(module, y, vector.shape[-1])
-        return _replace_first(output, y * _on(cache, vector, y))
-
-    return hook
-
-
-def add_to_output(vector: torch.Tensor) -> HookFn:
-    """A forward hook adding ``vector`` to a module's output (or its first element)."""
-    cache: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
-
-    def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
-        y = _first(output)
-        _check_width(module, y, vector.shape[-1])
-        return _replace_first(output, y + _on(cache, vector, y))
-
-    return hook
-
-
-class Intervention(AbstractContextManager["Intervention"]):
-    """Hooks attached while the context is active; removed on exit, even after an error.
+class Applied(AbstractContextManager["Applied"]):
+    """Intervention values applied to a model while the context is active.
 
     Args:
-        model: the module the hooks go into (used for ``repr`` and checks).
-        build: returns the hooks to attach; called on every ``__enter__``.
-        spec: what the intervention does, for reports (``to_json``).
-
-    Re-enterable, not nestable. Build one with :func:`~interventions.temper`,
-    :func:`~interventions.scale_values`, :func:`~interventions.scale_mlp` or
-    :func:`~interventions.steer`.
+        model: a ``LoadedModel``, a backend, or a transformers causal LM.
+        values: the interventions; each is checked against the model here, once.
+        summary: what the constructor did, in its own terms (kept in ``to_json``).
     """
 
     def __init__(
-        self, model: nn.Module, build: Callable[[], list[Hook]], spec: Mapping[str, Any]
+        self, model: Any, values: Sequence[Value], summary: Mapping[str, Any] | None = None
     ) -> None:
-        self.model = model
-        self._build = build
-        self.spec: dict[str, Any] = dict(spec)
+        self.module, self.layout = model_and_layout(model)
+        self.backend = target_of(model)
+        self.values = tuple(values)
+        if not self.values:
+            raise WorkbenchError("no intervention to apply: pass at least one")
+        by_site(self.layout, self.values)  # validate once, where the values enter
+        self.summary: dict[str, Any] = dict(summary or {})
         self._stack: contextlib.ExitStack | None = None
 
     @property
     def active(self) -> bool:
-        """Whether the hooks are attached now."""
+        """Whether the interventions are applied now."""
         return self._stack is not None
 
-    def __enter__(self) -> Intervention:
+    def __enter__(self) -> Applied:
         if self._stack is not None:
             raise WorkbenchError(
                 f"{self!r} is already active: entering it again would apply it twice; "
                 "exit it first or build a second intervention"
             )
         stack = contextlib.ExitStack()
-        stack.enter_context(attach(self._build()))
+        if self.backend is not None:
+            stack.enter_context(self.backend.intervene(self.values))
+        else:
+            stack.enter_context(attach(hf_hooks(self.layout, self.values)))
         self._stack = stack
         return self
 
@@ -184,7 +113,23 @@ class Intervention(AbstractContextManager["Intervention"]):
             stack.close()
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.spec)
+        """The constructor's summary plus every value (``interventions``), JSON-ready."""
+        return {**self.summary, "interventions": [v.to_json() for v in self.values]}
 
     def __repr__(self) -> str:
-        return f"Intervention({self.spec.get('kind', '?')}, {self.spec.get('targets', '')})"
+        kind = self.summary.get("kind", "interventions")
+        return f"Applied({kind}: {', '.join(map(repr, self.values))})"
+
+
+#: The context-manager type every constructor returns (the old name, kept).
+Intervention = Applied
+
+
+def apply(model: Any, values: Sequence[Value] | Value) -> Applied:
+    """Apply intervention values while active.
+
+    >>> iv = Value("resid(1)", "project_out", operand=direction, positions="last")  # doctest: +SKIP
+    >>> with apply(lm, [iv]):  # doctest: +SKIP
+    ...     out = capture(lm, items, ["h_last"])
+    """
+    return Applied(model, [values] if isinstance(values, Value) else list(values))

@@ -20,14 +20,13 @@ import math
 from typing import Any
 
 import numpy as np
-import torch
 from numpy.typing import ArrayLike
 
-from interventions.base import Intervention, add_to_output, model_and_layout
+from interventions.base import Applied, model_and_layout
 from workbench.core.errors import WorkbenchError
-from workbench.model.hooks import Hook
+from workbench.model.intervention import Intervention as Value
 
-__all__ = ["mass_mean_direction", "probe_direction", "steer"]
+__all__ = ["check_alpha", "mass_mean_direction", "probe_direction", "steer"]
 
 
 def _unit(v: np.ndarray, normalize: bool, what: str) -> np.ndarray:
@@ -82,20 +81,25 @@ def probe_direction(probe: Any, *, normalize: bool = True) -> np.ndarray:
     return _unit(np.asarray(direction, dtype=np.float64), normalize, "the probe direction")
 
 
-def steer(model: Any, layer: int, vector: ArrayLike, alpha: float = 1.0) -> Intervention:
+def steer(
+    model: Any, layer: int, vector: ArrayLike, alpha: float = 1.0, positions: Any = "all"
+) -> Applied:
     """Add ``alpha * vector`` to the residual stream after decoder layer ``layer`` while active.
 
+    ``add`` at ``resid(layer)``.
+
     Args:
-        model: a ``LoadedModel`` or a transformers causal LM.
+        model: a ``LoadedModel``, a backend, or a transformers causal LM.
         layer: the decoder layer (original numbering; negative counts from the end).
         vector: a ``(d_model,)`` direction (used as given: normalise it yourself
             or build it with :func:`mass_mean_direction` / :func:`probe_direction`).
         alpha: the step; any finite number (0 is the identity, negative steers away).
+        positions: which positions of each row (default all).
 
     >>> with steer(lm, -1, v, alpha=2.0):  # doctest: +SKIP
     ...     out = lm.model(input_ids)
     """
-    module, layout = model_and_layout(model)
+    _, layout = model_and_layout(model)
     index = layout.layer_index(layer)
     v = np.asarray(vector, dtype=np.float64)
     if v.ndim != 1 or v.size != layout.d_model:
@@ -105,16 +109,18 @@ def steer(model: Any, layer: int, vector: ArrayLike, alpha: float = 1.0) -> Inte
         )
     if not np.isfinite(v).all():
         raise WorkbenchError("steering vector holds NaN or infinite values: pass a finite vector")
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha):
-        raise WorkbenchError(f"steer alpha {alpha!r} must be a finite number")
-    shift = torch.as_tensor(float(alpha) * v, dtype=torch.float32)
-
-    def build() -> list[Hook]:
-        return [Hook(layout.layers[index], "post", add_to_output(shift))]
-
-    spec = {
+    alpha = check_alpha(alpha)
+    value = Value(f"resid({index})", "add", operand=alpha * v, positions=positions)
+    summary = {
         "kind": "steer",
         "site": f"resid({index})",
-        "targets": [{"layer": index, "alpha": float(alpha), "norm": float(np.linalg.norm(v))}],
+        "targets": [{"layer": index, "alpha": alpha, "norm": float(np.linalg.norm(v))}],
     }
-    return Intervention(module, build, spec)
+    return Applied(model, [value], summary)
+
+
+def check_alpha(alpha: Any, what: str = "steer alpha") -> float:
+    """A finite step size, or a one-line error."""
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha):
+        raise WorkbenchError(f"{what} {alpha!r} must be a finite number: pass e.g. 1.0 or -2.0")
+    return float(alpha)

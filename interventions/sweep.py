@@ -306,17 +306,24 @@ def temper_sweep(
     decoding: DecodingConfig | None = None,
     batch_size: int = 8,
     progress: bool = False,
+    positions: Any = "all",
+    ablation: str = "zero",
+    reference_items: Sequence[Any] | None = None,
 ) -> SweepResult:
     """The paper's tempering sweep: every head in ``heads`` scaled by each lambda, per seed.
 
     ``at`` moves the same sweep to the value projection or the MLP (see
-    :func:`intervention_factory`); everything else is :func:`sweep`.
+    :func:`intervention_factory`), ``positions`` restricts it to part of each row,
+    ``ablation="mean"`` interpolates towards the heads' mean over ``reference_items``;
+    everything else is :func:`sweep`.
 
     >>> r = temper_sweep(lm, items, [(3, 1)], [0.5, 1.0], [0, 1], {"len": lambda i, r: len(r)})  # doctest: +SKIP
     >>> r.summary("len", 0.5).mean  # doctest: +SKIP
     41.5
     """
-    factory = intervention_factory(lm, at, heads)
+    factory = intervention_factory(
+        lm, at, heads, positions=positions, ablation=ablation, reference=reference_items
+    )
     return sweep(
         lm,
         items,

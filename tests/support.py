@@ -8,6 +8,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 ARCHES = ("llama", "qwen3", "qwen3_5", "gemma3", "gemma4", "gpt2")
+#: The multimodal wrappers AutoModelForCausalLM returns for Gemma 3 and Gemma 4 configs.
+MULTIMODAL = ("gemma3_mm", "gemma4_mm")
 
 
 def paper_artifacts() -> Path:
@@ -82,6 +84,16 @@ def tiny_config(arch: str):
         )  # fmt: skip
     if arch == "gpt2":
         return tf.GPT2Config(n_embd=64, n_layer=3, n_head=4, n_positions=256, **common)
+    if arch == "gemma3_mm":  # Gemma3ForConditionalGeneration: text model inside a wrapper
+        vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, image_size=16, patch_size=8)  # fmt: skip
+        return tf.Gemma3Config(
+            text_config=tiny_config("gemma3").to_dict(), vision_config=vision, mm_tokens_per_image=4
+        )
+    if arch == "gemma4_mm":  # Gemma4ForConditionalGeneration, text only
+        return tf.Gemma4Config(
+            text_config=tiny_config("gemma4").to_dict(), vision_config=None, audio_config=None
+        )
     raise ValueError(arch)
 
 

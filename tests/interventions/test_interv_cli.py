@@ -182,6 +182,20 @@ def test_temper_command_writes_sweep_report(model_dir, tmp_path):
         {"layer": 2, "head": 0, "factor": 0.0},
     ]
     assert report["meta"]["at"] == "o_proj" and (out / "sweep.html").is_file()
+    assert sweep["interventions"]["0.0"]["interventions"][0]["op"] == "scale"
+
+
+def test_temper_command_takes_positions_and_mean_ablation(model_dir, tmp_path):
+    items = tmp_path / "items.jsonl"
+    write_items(items, make_split("train", 2, seed=0))
+    out = tmp_path / "temper-mean"
+    argv = ["temper", "--model", str(model_dir), "--items", str(items), "--head", "1.2", "--lambda", "0.0", "--lambda", "1.0", "--seed", "0", "--greedy", "--max-new-tokens", "2", "--positions", "last", "--ablation", "mean", "--out", str(out)]  # fmt: skip
+    assert _run(argv) == 0
+    report = json.loads((out / "sweep.json").read_text())
+    values = report["sweep"]["interventions"]["0.0"]["interventions"]
+    assert [v["op"] for v in values] == ["scale", "add"]
+    assert all(v["positions"] == "last" for v in values)
+    assert report["meta"]["ablation"] == "mean" and report["meta"]["positions"] == "last"
 
 
 @pytest.mark.parametrize(
@@ -196,6 +210,11 @@ def test_temper_command_writes_sweep_report(model_dir, tmp_path):
         (["--head", "one.two", "--lambda", "1"], "head 'one.two' is not LAYER.HEAD"),
         (["--lambda", "1"], "nothing to scale: pass --head L.H"),
         (["--head", "1.2", "--lambda", "1", "--at", "k_proj"], "--at 'k_proj'"),
+        (
+            ["--head", "1.2", "--lambda", "1", "--positions", "[x]"],
+            "positions '[x]' not understood",
+        ),
+        (["--head", "1.2", "--lambda", "1", "--ablation", "resample"], "--ablation 'resample'"),
     ],
 )
 def test_temper_bad_input_exits_2(model_dir, tmp_path, capsys, extra, message):

@@ -236,7 +236,11 @@ def test_reenterable_but_not_nestable(tiny, input_ids, logits_of):
         "kind": "temper",
         "site": "o_proj input",
         "targets": [{"layer": 1, "head": 2, "factor": 0.0}],
-    }
+        "interventions": [
+            {"site": "head_in(1)", "op": "scale", "positions": "all", "heads": [2],
+             "operand": [0.0]}
+        ],
+    }  # fmt: skip
 
 
 def test_accepts_raw_hf_model_and_negative_layers(tiny, input_ids, logits_of):

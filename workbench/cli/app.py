@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "diagnose": "workbench.cli.labels_only",
     "attribute": "workbench.cli.heads",
     "temper": "workbench.cli.heads",
+    "causal": "workbench.cli.causal",
     "generate": "workbench.cli.compare",
     "compare": "workbench.cli.compare",
     "demo": "workbench.cli.study",

@@ -151,11 +151,16 @@ def temper_command(
     device_map: DeviceMap = None,
     max_memory: MaxMemory = None,
     backend: Backend = "hf",
+    positions: Annotated[
+        str, typer.Option(help="all, prompt, response, last, last:N or indices.")
+    ] = "all",
+    ablation: Annotated[
+        str, typer.Option(help="What lambda 0 means: zero, or mean (over the items).")
+    ] = "zero",
 ) -> None:
     """Sweep head tempering (or value / MLP scaling) over lambdas and seeds; score and report."""
     from rich.console import Console
 
-    from interventions.base import check_factor
     from interventions.report import write_sweep_report
     from interventions.sweep import temper_sweep
     from interventions.temper import SITES, parse_head
@@ -164,7 +169,9 @@ def temper_command(
     from workbench.labels.domains import check_item
     from workbench.labels.verbal import classify_verbal
     from workbench.model.generation import DecodingConfig
+    from workbench.model.intervention import check_factor
     from workbench.model.loading import load_model
+    from workbench.model.positions import PositionSpec
 
     options = load_options(device, dtype, device_map, max_memory, backend)
     console = Console(stderr=True, markup=False, highlight=False)  # paths print as written
@@ -179,6 +186,12 @@ def temper_command(
         )
     for lam in lambdas:
         check_factor(lam, "--lambda")
+    spec = PositionSpec.parse(positions)
+    if ablation not in ("zero", "mean") or (ablation == "mean" and at != "o_proj"):
+        raise WorkbenchError(
+            f"--ablation {ablation!r}: use zero, or mean with --at o_proj "
+            "(resample ablation: workbench causal --ablation resample)"
+        )
     seeds = seed or [0, 1]
     decoding = DecodingConfig(
         max_new_tokens=max_new_tokens, do_sample=not greedy, temperature=temperature, top_p=top_p
@@ -200,8 +213,12 @@ def temper_command(
         decoding=decoding,
         batch_size=batch_size,
         progress=True,
+        positions=spec,
+        ablation=ablation,
+        reference_items=item_list if ablation == "mean" else None,
     )
-    meta = {"model": lm.describe(), "items": str(items), "n_items": len(item_list), "at": at}
+    meta = {"model": lm.describe(), "items": str(items), "n_items": len(item_list), "at": at,
+            "positions": spec.to_json(), "ablation": ablation}  # fmt: skip
     paths = write_sweep_report(make_owned_dir(out), result, meta=meta)
     for metric in result.metrics:
         row = ", ".join(

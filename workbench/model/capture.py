@@ -29,6 +29,7 @@ from workbench.model.hooks import attach, stop_forward_allowed
 from workbench.model.loaded import LoadedModel, unwrap
 from workbench.model.memory import BatchBudget
 from workbench.model.parallel import Processes, launched
+from workbench.model.positions import Frame, item_key, using_frame
 from workbench.model.readers import Positions, SiteReader
 from workbench.model.tokens import (
     DEFAULT_MAX_RESPONSE_TOKENS,
@@ -79,11 +80,26 @@ def forward_sites(
     reader: SiteReader,
     *,
     padding_side: str = "left",
+    rows: Sequence[tuple[int, int]] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """One padded forward pass over token id sequences; the sites at each final token."""
+    """One padded forward pass over token id sequences; the sites at each final token.
+
+    ``rows`` gives each sequence's ``(prompt tokens, item key)`` for position-restricted
+    interventions (default: all prompt, keyed by row).
+    """
     batch = collate(seqs, lm.pad_id, side=padding_side, device=lm.device)
     reader.positions = Positions.final(batch.last, batch.first, reader.max_n)
-    with torch.inference_mode(), attach(reader.hooks()), stop_forward_allowed():
+    frame = Frame.of_batch(
+        batch.attention_mask,
+        n_prompt=[r[0] for r in rows] if rows is not None else None,
+        keys=[r[1] for r in rows] if rows is not None else None,
+    )
+    with (
+        torch.inference_mode(),
+        using_frame(frame),
+        attach(reader.hooks()),
+        stop_forward_allowed(),
+    ):
         lm.model(
             input_ids=batch.input_ids,
             attention_mask=batch.attention_mask,
@@ -98,14 +114,19 @@ def _forward_with_backoff(
     seqs: list[Sequence[int]],
     reader: SiteReader,
     padding_side: str,
+    rows: list[tuple[int, int]],
     budget: BatchBudget,
 ) -> dict[str, torch.Tensor]:
     """Forward a batch in pieces the budget allows; an out-of-memory error halves the
-    piece (down to one row) and the size that fit caps every later batch."""
+    piece (down to one row) and the size that fit caps every later batch. ``rows`` gives
+    each sequence's prompt length and item key (for position-restricted interventions)."""
 
-    def step(piece: list[Sequence[int]]) -> dict[str, torch.Tensor]:
+    def step(piece: list[tuple[Sequence[int], tuple[int, int]]]) -> dict[str, torch.Tensor]:
         try:
-            return forward_sites(lm, piece, reader, padding_side=padding_side)
+            return forward_sites(
+                lm, [q for q, _ in piece], reader, padding_side=padding_side,
+                rows=[r for _, r in piece],
+            )  # fmt: skip
         except BaseException:
             reader.values.clear()  # a failed pass leaves partial reads behind
             raise
@@ -113,7 +134,7 @@ def _forward_with_backoff(
     def join(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
-    return budget.run(seqs, step, join)
+    return budget.run(list(zip(seqs, rows, strict=True)), step, join)
 
 
 def _capture_encoded(
@@ -125,11 +146,13 @@ def _capture_encoded(
     padding_side: str,
     bar: Any,
     budget: BatchBudget,
+    keys: Sequence[int] | None = None,
 ) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for bucket in length_buckets([len(e) for e in encoded], batch_size):
         seqs: list[Sequence[int]] = [encoded[i].ids for i in bucket]
-        values = _forward_with_backoff(lm, seqs, reader, padding_side, budget)
+        rows = [(encoded[i].n_prompt, keys[i] if keys is not None else i) for i in bucket]
+        values = _forward_with_backoff(lm, seqs, reader, padding_side, rows, budget)
         for name, tensor in values.items():
             if name not in out:
                 out[name] = np.empty((len(encoded), *tensor.shape[1:]), dtype=np.float32)
@@ -180,7 +203,7 @@ def capture(
     with progress_bar("capture", len(encoded), progress) as bar:
         features = _capture_encoded(
             lm, encoded, reader, batch_size=batch_size, padding_side=padding_side, bar=bar,
-            budget=BatchBudget("capture"),
+            budget=BatchBudget("capture"), keys=[item_key(it.id) for it in items],
         )  # fmt: skip
     return CaptureResult(
         item_ids=tuple(it.id for it in items),
@@ -280,7 +303,7 @@ def capture_to_store(
             chunk = [encoded[i] for i in rows]
             return _capture_encoded(
                 lm, chunk, reader, batch_size=batch_size, padding_side=padding_side, bar=bar,
-                budget=budget,
+                budget=budget, keys=[item_key(items[i].id) for i in rows],
             )  # fmt: skip
         result = backend.capture(
             [items[i] for i in rows], parsed, batch_size=batch_size, padding_side=padding_side,

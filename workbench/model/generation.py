@@ -23,10 +23,9 @@ Greedy decoding gives the same tokens as ``transformers``' ``generate``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,41 +35,24 @@ from workbench.core.errors import WorkbenchError
 from workbench.core.items import Item, as_items
 from workbench.core.progress import progress_bar
 from workbench.core.sites import Site, parse_sites
+from workbench.model.compile import hf_hooks
+from workbench.model.decoding import Decoder, DecodingConfig, decode_bucket, item_seed
 from workbench.model.hooks import attach
+from workbench.model.intervention import Intervention
 from workbench.model.loaded import LoadedModel, unwrap
 from workbench.model.memory import BatchBudget
-from workbench.model.readers import Positions, SiteReader
-from workbench.model.tokens import collate, encode_prompts, length_buckets
+from workbench.model.readers import SiteReader
+from workbench.model.tokens import encode_prompts, length_buckets
 
-__all__ = ["DecodingConfig", "Generation", "Generations", "eos_ids", "generate", "item_seed"]
-
-
-@dataclass(frozen=True)
-class DecodingConfig:
-    """Decoding parameters; recorded with every generation run so comparisons can check them."""
-
-    max_new_tokens: int = 64
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    seed: int = 0
-    chat_template: bool | None = None
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise WorkbenchError(f"max_new_tokens {self.max_new_tokens} must be >= 1")
-        if not self.temperature > 0:
-            raise WorkbenchError(
-                f"temperature {self.temperature} must be > 0 (use do_sample=False for greedy)"
-            )
-        if not 0 < self.top_p <= 1:
-            raise WorkbenchError(f"top_p {self.top_p} must be in (0, 1]")
-        if self.top_k < 0:
-            raise WorkbenchError(f"top_k {self.top_k} must be >= 0 (0 disables it)")
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = [
+    "Decoder",
+    "DecodingConfig",
+    "Generation",
+    "Generations",
+    "eos_ids",
+    "generate",
+    "item_seed",
+]
 
 
 @dataclass(frozen=True)
@@ -120,11 +102,6 @@ class Generations:
         return float(np.mean([g.truncated for g in self.items])) if self.items else 0.0
 
 
-def item_seed(seed: int, item_id: str) -> int:
-    """A per-item seed: the same item gets the same random draws in every condition."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{item_id}".encode()).digest()[:8], "little") >> 1
-
-
 def eos_ids(lm: LoadedModel) -> list[int]:
     """End-of-sequence ids from the generation config and the tokenizer (as HF ``generate``)."""
     ids: set[int] = set()
@@ -141,48 +118,6 @@ def eos_ids(lm: LoadedModel) -> list[int]:
     return sorted(ids)
 
 
-def _choose(
-    logits: torch.Tensor, config: DecodingConfig, generators: list[torch.Generator]
-) -> torch.Tensor:
-    if not config.do_sample:
-        return logits.argmax(-1)
-    logits = logits / config.temperature
-    if config.top_k:
-        kth = torch.topk(logits, min(config.top_k, logits.shape[-1]), dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if config.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        cum = sorted_logits.softmax(-1).cumsum(-1)
-        drop = (
-            cum - sorted_logits.softmax(-1) > config.top_p
-        )  # keep the smallest set reaching top_p
-        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
-    probs = logits.softmax(-1)
-    return torch.stack(
-        [torch.multinomial(probs[i], 1, generator=g)[0] for i, g in enumerate(generators)]
-    )
-
-
-class _Fused:
-    """Keeps, per row, the sites at the latest token that belongs to prompt + response."""
-
-    def __init__(self, reader: SiteReader) -> None:
-        self.reader = reader
-        self.sizes = {str(s): s.n if s.is_head else 1 for s in reader.sites}
-        self.windowed = {str(s) for s in reader.sites if s.is_head and s.n > 1}
-        self.state: dict[str, torch.Tensor] = {}
-
-    def update(self, active: torch.Tensor) -> None:
-        for name, new in self.reader.take_on_device().items():
-            old = self.state.get(name)
-            if name in self.windowed:
-                new = new if old is None else torch.cat([old, new], dim=1)[:, -self.sizes[name] :]
-            if old is not None:
-                mask = active.view(-1, *([1] * (new.dim() - 1)))
-                new = torch.where(mask, new, old)
-            self.state[name] = new
-
-
 _Decoded = tuple[list[list[int]], list[bool], dict[str, torch.Tensor]]
 
 
@@ -191,70 +126,6 @@ def _join_decoded(parts: list[_Decoded]) -> _Decoded:
     tokens = [t for p in parts for t in p[0]]
     truncated = [t for p in parts for t in p[1]]
     features = {k: torch.cat([p[2][k] for p in parts]) for k in parts[0][2]}
-    return tokens, truncated, features
-
-
-def _decode_bucket(
-    lm: LoadedModel,
-    prompts: list[list[int]],
-    seeds: list[int],
-    config: DecodingConfig,
-    eos: set[int],
-    reader: SiteReader | None,
-) -> _Decoded:
-    device = lm.device
-    pad = lm.pad_id
-    batch = collate(prompts, pad, side="left", device=device)
-    generators = []
-    for s in seeds:
-        g = torch.Generator(device=device)
-        g.manual_seed(s)
-        generators.append(g)
-    n = len(prompts)
-    mask, positions = batch.attention_mask, batch.position_ids
-    inputs, cache = batch.input_ids, None
-    done = torch.zeros(n, dtype=torch.bool, device=device)
-    eos_tensor = torch.tensor(sorted(eos), device=device)
-    tokens: list[list[int]] = [[] for _ in range(n)]
-    fused = _Fused(reader) if reader is not None else None
-    if reader is not None:
-        reader.positions = Positions.final(batch.last, batch.first, reader.max_n)
-    hooks = reader.hooks() if reader is not None else []
-    with torch.inference_mode(), attach(hooks):
-        for step in range(config.max_new_tokens + 1):
-            out = lm.model(
-                input_ids=inputs,
-                attention_mask=mask,
-                position_ids=positions,
-                cache=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            )
-            cache = out.cache
-            if fused is not None:
-                fused.update(~done)  # the token just processed belongs to prompt + response
-                fused.reader.positions = Positions(
-                    index=torch.zeros((n, 1), dtype=torch.long, device=device),
-                    valid=torch.ones((n, 1), dtype=torch.bool, device=device),
-                )
-            if step == config.max_new_tokens:
-                break  # this extra step only fed truncated rows' last tokens to the reader
-            chosen = _choose(out.logits[:, -1, :].float(), config, generators)
-            chosen = torch.where(done, torch.full_like(chosen, pad), chosen)
-            is_eos = torch.isin(chosen, eos_tensor) & ~done
-            for row in (~done & ~is_eos).nonzero().flatten().tolist():
-                tokens[row].append(int(chosen[row]))
-            done = done | is_eos
-            if bool(done.all()) or (fused is None and step == config.max_new_tokens - 1):
-                break
-            inputs = chosen[:, None]
-            mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
-            positions = positions[:, -1:] + 1
-    truncated = [
-        len(t) >= config.max_new_tokens and not bool(d)
-        for t, d in zip(tokens, done.tolist(), strict=True)
-    ]
-    features = {k: v.detach().cpu() for k, v in fused.state.items()} if fused is not None else {}
     return tokens, truncated, features
 
 
@@ -270,7 +141,7 @@ def generate(
     seed: int = 0,
     batch_size: int = 8,
     chat_template: bool | None = None,
-    interventions: Sequence[AbstractContextManager[Any]] = (),
+    interventions: Sequence[AbstractContextManager[Any] | Intervention] = (),
     capture: Sequence[str | Site] | None = None,
     progress: bool = False,
 ) -> Generations:
@@ -284,29 +155,28 @@ def generate(
         seed: base seed; each item draws from its own generator seeded by (seed, id).
         batch_size: prompts per batch (left padding, bucketed by length).
         chat_template: render prompts with the chat template (default: when available).
-        interventions: context managers entered around the whole generation
-            (tempering, steering); equivalent to wrapping the call in ``with``.
+        interventions: :class:`~workbench.model.intervention.Intervention` values
+            (compiled for ``lm``'s backend) or context managers (``interventions.temper``,
+            ``steer``...) active for the prompt and every generated token; positions
+            count per row: ``prompt`` is the prefill, ``last`` the newest token at each step.
         capture: sites to read at the final response token as tokens pass
             (returned in ``Generations.features``; same values as capturing
             prompt + response in a second pass).
         progress: show a progress bar.
 
-    ``lm`` may be anything ``load_model(..., backend=...)`` returns; a TransformerLens
-    or nnsight backend decodes greedily through its own engine (sampling, interventions
-    and fused capture run on the ``hf`` backend).
+    ``lm`` may be anything ``load_model(..., backend=...)`` returns: every backend runs
+    this decoding loop (sampling and interventions included) through its own engine's
+    forward pass; fused capture runs on the ``hf`` backend.
     """
     lm, backend = unwrap(lm)
-    if backend is not None:
-        extras = {"do_sample": do_sample, "interventions": bool(interventions), "capture": capture}
-        used = [k for k, v in extras.items() if v]
-        if used:
-            raise WorkbenchError(
-                f"generate on the {backend.name} backend decodes greedily only; {', '.join(used)} "
-                "need the hf backend: load_model(..., backend='hf')"
-            )
-        return backend.generate(
-            items, max_new_tokens=max_new_tokens, batch_size=batch_size, chat_template=chat_template
+    if backend is not None and capture:
+        raise WorkbenchError(
+            f"fused capture during generation runs on the hf backend, not {backend.name}: "
+            "load_model(..., backend='hf'), or capture the generations afterwards"
         )
+    decoder = backend.decoder() if backend is not None else Decoder(lm)
+    edits = [iv for iv in interventions if isinstance(iv, Intervention)]
+    contexts = [iv for iv in interventions if not isinstance(iv, Intervention)]
     config = DecodingConfig(
         max_new_tokens, do_sample, temperature, top_p, top_k, seed, chat_template
     )
@@ -320,17 +190,23 @@ def generate(
     results: list[Generation | None] = [None] * len(items)
     features: dict[str, np.ndarray] = {}
     with contextlib.ExitStack() as stack, progress_bar("generate", len(items), progress) as bar:
-        for intervention in interventions:
+        if edits:
+            stack.enter_context(
+                backend.intervene(edits)
+                if backend is not None
+                else attach(hf_hooks(lm.layout, edits))
+            )
+        for intervention in contexts:
             stack.enter_context(intervention)
         budget = BatchBudget("generate")
         for bucket in length_buckets([len(p) for p in prompts], batch_size):
 
             def step(rows: list[int]) -> _Decoded:
-                seeds = [item_seed(seed, items[i].id) for i in rows]
                 try:
-                    return _decode_bucket(
-                        lm, [prompts[i] for i in rows], seeds, config, eos, reader
-                    )
+                    return decode_bucket(
+                        lm, [prompts[i] for i in rows], [items[i] for i in rows], config, eos,
+                        reader, decoder,
+                    )  # fmt: skip
                 except BaseException:
                     if reader is not None:
                         reader.values.clear()  # a failed pass leaves partial reads behind

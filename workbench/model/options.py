@@ -92,11 +92,15 @@ def _map_target(value: Any, what: str) -> None:
 
 
 def parse_device_map(spec: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
-    """``auto``/``balanced``/``balanced_low_0``/``sequential``, or a JSON object of
-    module name to GPU index, ``cuda:N``, ``cpu`` or ``disk``; GPUs are checked here."""
+    """``auto``/``balanced``/``balanced_low_0``/``sequential``, one device for the whole
+    model (``cpu``, ``cuda:N``, as ``transformers`` accepts), or a JSON object of module
+    name to GPU index, ``cuda:N``, ``cpu`` or ``disk``; GPUs are checked here."""
     if spec is None:
         return None
     if isinstance(spec, str) and spec in DEVICE_MAP_STRATEGIES:
+        return spec
+    if isinstance(spec, str) and (spec in ("cpu", "mps") or re.fullmatch(r"cuda(:\d+)?", spec)):
+        _map_target(spec, "device map")
         return spec
     mapping: Any = spec
     if isinstance(spec, str):
@@ -106,8 +110,8 @@ def parse_device_map(spec: str | dict[str, Any] | None) -> str | dict[str, Any] 
             mapping = None
     if not isinstance(mapping, dict) or not mapping:
         raise WorkbenchError(
-            f"device map {spec!r} is neither a strategy ({', '.join(DEVICE_MAP_STRATEGIES)}) "
-            'nor a JSON object such as \'{"model.embed_tokens": 0, "model.layers.0": 1}\''
+            f"device map {spec!r} is neither a strategy ({', '.join(DEVICE_MAP_STRATEGIES)}), "
+            'a device (cpu, cuda:N) nor a JSON object such as \'{"model.embed_tokens": 0, "model.layers.0": 1}\''
         )
     for module, target in mapping.items():
         _map_target(target, f"device map entry {module!r}")

@@ -11,7 +11,6 @@ when it is missing).
 
 from workbench.model.backends.base import Backend
 from workbench.model.backends.factory import wrap_backend
-from workbench.model.backends.heads import HeadScales
 from workbench.model.backends.hf import HFBackend
 from workbench.model.backends.lens import LensBackend
 from workbench.model.backends.names import (
@@ -27,7 +26,6 @@ __all__ = [
     "BACKEND_NAMES",
     "Backend",
     "HFBackend",
-    "HeadScales",
     "LensBackend",
     "NNsightBackend",
     "from_backend_name",

@@ -9,10 +9,11 @@ engines:
 * ``capture(items, sites)``: a :class:`~workbench.model.capture.CaptureResult`, same
   keys and shapes as :func:`workbench.model.capture.capture`;
 * ``logits(items)``: the final-token logits, ``(n_items, vocab)`` float32;
-* ``temper({(layer, head): factor})``: a context manager scaling heads'
-  ``o_proj`` inputs while active (for capture, logits and generation);
-* ``generate(items, max_new_tokens=...)``: greedy
-  :class:`~workbench.model.generation.Generations`.
+* ``intervene([Intervention, ...])``: a context manager applying intervention
+  values through the engine while active (capture, logits and generation);
+  ``temper({(layer, head): factor})`` is ``scale`` at ``head_in``;
+* ``generate(items, max_new_tokens=..., do_sample=...)``: the workbench's decoding
+  loop, run through :meth:`decoder` (one engine forward per step).
 
 Items are encoded once, by the workbench (chat template, response cut, padding
 with explicit position ids), and token ids go to every engine, so differences
@@ -38,11 +39,20 @@ import torch
 from workbench.core.errors import MissingExtraError, WorkbenchError
 from workbench.core.items import Item, as_items
 from workbench.core.sites import Site, parse_sites
+from workbench.model.backends.intervenes import Intervenes
 from workbench.model.capture import CaptureResult, encode_items
-from workbench.model.generation import Generations
+from workbench.model.generation import Decoder, Generations
+from workbench.model.intervention import Intervention
 from workbench.model.loaded import LoadedModel
+from workbench.model.positions import Frame, item_key, using_frame
 from workbench.model.readers import Positions, SiteReader
-from workbench.model.tokens import DEFAULT_MAX_RESPONSE_TOKENS, Batch, collate, length_buckets
+from workbench.model.tokens import (
+    DEFAULT_MAX_RESPONSE_TOKENS,
+    Batch,
+    Encoded,
+    collate,
+    length_buckets,
+)
 
 __all__ = [
     "Backend",
@@ -53,6 +63,7 @@ __all__ = [
     "capture_via",
     "logits_via",
     "ForwardBackend",
+    "Intervenes",
     "final_token",
 ]
 
@@ -85,7 +96,11 @@ class Backend(Protocol):
         self, items: ItemsLike, *, batch_size: int = 8, chat_template: bool | None = None
     ) -> np.ndarray: ...
 
-    def temper(self, heads: Heads) -> AbstractContextManager[None]: ...
+    def temper(self, heads: Heads, positions: Any = "all") -> AbstractContextManager[None]: ...
+
+    def intervene(self, values: Sequence[Intervention]) -> AbstractContextManager[None]: ...
+
+    def decoder(self) -> Decoder: ...
 
     def generate(
         self,
@@ -94,6 +109,11 @@ class Backend(Protocol):
         max_new_tokens: int = 16,
         batch_size: int = 8,
         chat_template: bool | None = None,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        seed: int = 0,
     ) -> Generations: ...
 
 
@@ -141,6 +161,16 @@ def _check_padding(padding_side: str) -> None:
         raise WorkbenchError(f"padding side {padding_side!r} is not 'left' or 'right'")
 
 
+def _frame(
+    batch: Batch, encoded: Sequence[Encoded], items: Sequence[Item], bucket: Sequence[int]
+) -> Frame:
+    return Frame.of_batch(
+        batch.attention_mask,
+        n_prompt=[encoded[i].n_prompt for i in bucket],
+        keys=[item_key(items[i].id) for i in bucket],
+    )
+
+
 def capture_via(
     lm: LoadedModel,
     items: ItemsLike,
@@ -171,7 +201,8 @@ def capture_via(
         )
         reader.positions = Positions.final(batch.last, batch.first, reader.max_n)
         try:
-            forward(batch, reader, False)
+            with using_frame(_frame(batch, encoded, items, bucket)):
+                forward(batch, reader, False)
             values = reader.take()
         finally:
             reader.values.clear()
@@ -196,13 +227,15 @@ def logits_via(
     chat_template: bool | None,
 ) -> np.ndarray:
     """Final-token logits of prompt + response per item, ``(n_items, vocab)`` float32."""
-    encoded = encode_items(lm, as_items(items), chat_template=chat_template)
+    parsed = as_items(items)
+    encoded = encode_items(lm, parsed, chat_template=chat_template)
     out: np.ndarray | None = None
     for bucket in length_buckets([len(e) for e in encoded], batch_size):
         batch = collate(
             [encoded[i].ids for i in bucket], lm.pad_id, side="left", device=input_device(lm)
         )
-        logits = forward(batch, None, True)
+        with using_frame(_frame(batch, encoded, parsed, bucket)):
+            logits = forward(batch, None, True)
         assert logits is not None  # want_logits=True
         values = logits.detach().float().cpu().numpy()
         if out is None:
@@ -218,7 +251,7 @@ def final_token(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     return logits[rows, batch.last.to(logits.device)]
 
 
-class ForwardBackend:
+class ForwardBackend(Intervenes):
     """``capture`` and ``logits`` for a backend that only defines how one batch runs.
 
     A subclass sets ``lm`` and implements ``_forward`` (a :data:`Forward`); batching,

@@ -1,9 +1,9 @@
 """The default backend: plain ``transformers`` with PyTorch hooks.
 
 Capture and generation are :func:`workbench.model.capture.capture` and
-:func:`workbench.model.generation.generate`; tempering is a forward pre-hook on each
-tempered layer's ``o_proj`` scaling its input, attached for the duration of
-the context and removed in ``finally``.
+:func:`workbench.model.generation.generate`; interventions (tempering included)
+are PyTorch hooks built by :func:`workbench.model.compile.hf_hooks`, attached
+for the duration of the context and removed in ``finally``.
 
 Scaling past one machine: load with ``device_map="auto"`` (accelerate places
 the layers over every visible GPU, then CPU), and this backend works unchanged,
@@ -20,18 +20,18 @@ hooks included, since each hook runs on its module's device::
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from workbench.core.sites import Site
-from workbench.model.backends.base import Heads, ItemsLike, final_token, logits_via
-from workbench.model.backends.heads import HeadScales, scale_last_axis
+from workbench.model.backends.base import ItemsLike, final_token, logits_via
+from workbench.model.backends.intervenes import Intervenes
 from workbench.model.capture import CaptureResult, capture
-from workbench.model.generation import Generations, generate
-from workbench.model.hooks import Hook, attach, stop_forward_allowed
+from workbench.model.compile import hf_hooks
+from workbench.model.hooks import attach, stop_forward_allowed
+from workbench.model.intervention import Intervention
 from workbench.model.loaded import LoadedModel
 from workbench.model.readers import SiteReader
 from workbench.model.tokens import DEFAULT_MAX_RESPONSE_TOKENS, Batch
@@ -39,14 +39,7 @@ from workbench.model.tokens import DEFAULT_MAX_RESPONSE_TOKENS, Batch
 __all__ = ["HFBackend"]
 
 
-def _scale_hook(vector: torch.Tensor, where: str) -> Callable[..., tuple[Any, ...]]:
-    def hook(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
-        return (scale_last_axis(args[0], vector, where), *args[1:])
-
-    return hook
-
-
-class HFBackend:
+class HFBackend(Intervenes):
     """PyTorch hooks on the ``transformers`` module tree (see the module docstring).
 
     Args:
@@ -104,33 +97,11 @@ class HFBackend:
         )
 
     @contextlib.contextmanager
-    def temper(self, heads: Heads) -> Iterator[None]:
-        """Scale heads' ``o_proj`` inputs while active (pre-hooks, removed in ``finally``).
+    def intervene(self, values: Sequence[Intervention]) -> Iterator[None]:
+        """Apply intervention values through PyTorch hooks while active (removed in ``finally``).
 
-        >>> with HFBackend(lm).temper({(3, 1): 0.0}):  # doctest: +SKIP
+        >>> with HFBackend(lm).intervene(head_scales(lm.layout, {(3, 1): 0.0})):  # doctest: +SKIP
         ...     ablated = HFBackend(lm).logits(items)
         """
-        scales = HeadScales.build(self.lm.layout, heads)
-        hooks = [
-            Hook(self.lm.layout.o_proj(layer), "pre", _scale_hook(v, f"layer {layer} o_proj input"))
-            for layer, v in scales.vectors.items()
-        ]
-        with attach(hooks):
+        with attach(hf_hooks(self.lm.layout, values)):
             yield
-
-    def generate(
-        self,
-        items: ItemsLike,
-        *,
-        max_new_tokens: int = 16,
-        batch_size: int = 8,
-        chat_template: bool | None = None,
-    ) -> Generations:
-        """Greedy :func:`workbench.model.generation.generate` (tempering applies when active)."""
-        return generate(
-            self.lm,
-            items,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-            chat_template=chat_template,
-        )

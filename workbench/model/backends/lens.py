@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -41,19 +41,20 @@ import torch
 from workbench.core.errors import WorkbenchError
 from workbench.model.backends.base import (
     ForwardBackend,
-    Heads,
-    ItemsLike,
     final_token,
     require_engine,
     require_extra,
 )
-from workbench.model.backends.decode import greedy_uncached
-from workbench.model.backends.heads import HeadScales, scale_last_axis
 from workbench.model.backends.kvcache import check_and_fix
 from workbench.model.backends.names import point_name, point_of
-from workbench.model.generation import Generations, generate
+from workbench.model.bound import Bound
+from workbench.model.compile import by_site
+from workbench.model.edits import apply_all
+from workbench.model.generation import Decoder
 from workbench.model.hooks import Hook
+from workbench.model.intervention import Intervention
 from workbench.model.loaded import LoadedModel, wrap_model
+from workbench.model.positions import current_frame
 from workbench.model.readers import SiteReader
 from workbench.model.tokens import Batch
 
@@ -127,11 +128,48 @@ def _reader_hook(hook: Hook) -> Callable[..., None]:
     return read_output
 
 
-def _scale_hook(vector: torch.Tensor, where: str) -> Callable[..., torch.Tensor]:
-    def scale(tensor: torch.Tensor, hook: Any) -> torch.Tensor:
-        return scale_last_axis(tensor, vector, where)
+def lens_hook_name(kind: str, layer: int) -> str:
+    """The TransformerLens hook point of a writable site."""
+    return {
+        "head_in": f"blocks.{layer}.attn.hook_z",
+        "resid": f"blocks.{layer}.hook_resid_post",
+        "mlp_out": f"blocks.{layer}.mlp.hook_out",
+        "v_out": f"blocks.{layer}.attn.hook_v",
+    }[kind]
 
-    return scale
+
+def _edit_hook(bounds: list[Bound]) -> Callable[..., torch.Tensor]:
+    def edit(tensor: torch.Tensor, hook: Any) -> torch.Tensor:
+        return apply_all(bounds, tensor, current_frame(tensor))
+
+    return edit
+
+
+class _Uncached(Decoder):
+    """The whole sequence through the bridge at every step (its KV cache disagrees)."""
+
+    cached = False
+
+    def __init__(self, lm: LoadedModel, bridge: Any) -> None:
+        super().__init__(lm)
+        self.bridge = bridge
+
+    def __call__(
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
+    ) -> tuple[torch.Tensor, Any]:
+        logits = self.bridge(
+            ids, attention_mask=mask, position_ids=positions, use_cache=False,
+            return_type="logits",
+        )  # fmt: skip
+        return logits[:, -1, :], None
+
+    def all_logits(
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
+        return self.bridge(
+            ids, attention_mask=mask, position_ids=positions, use_cache=False,
+            return_type="logits",
+        )  # fmt: skip
 
 
 class LensBackend(ForwardBackend):
@@ -197,16 +235,18 @@ class LensBackend(ForwardBackend):
         return final_token(logits, batch) if want_logits else None
 
     @contextlib.contextmanager
-    def temper(self, heads: Heads) -> Iterator[None]:
-        """Scale heads' ``o_proj`` inputs at ``blocks.L.attn.hook_z`` while active.
+    def intervene(self, values: Sequence[Intervention]) -> Iterator[None]:
+        """Apply intervention values at TransformerLens hook points while active.
+
+        ``head_in`` edits ``blocks.L.attn.hook_z`` (already split per head),
+        ``resid`` ``blocks.L.hook_resid_post``, ``mlp_out`` ``blocks.L.mlp.hook_out``.
 
         >>> with LensBackend(lm).temper({(3, 1): 0.0}):  # doctest: +SKIP
         ...     ablated = backend.logits(items)
         """
-        scales = HeadScales.build(self.lm.layout, heads)
         hooks = [
-            (f"blocks.{layer}.attn.hook_z", _scale_hook(v, f"blocks.{layer}.attn.hook_z"))
-            for layer, v in scales.vectors.items()
+            (lens_hook_name(kind, layer), _edit_hook(bounds))
+            for (kind, layer), bounds in by_site(self.lm.layout, values).items()
         ]
         with self.bridge.hooks(fwd_hooks=hooks):
             yield
@@ -217,39 +257,9 @@ class LensBackend(ForwardBackend):
             self.kv_cache = check_and_fix(self.lm)
         return self.kv_cache
 
-    def generate(
-        self,
-        items: ItemsLike,
-        *,
-        max_new_tokens: int = 16,
-        batch_size: int = 8,
-        chat_template: bool | None = None,
-    ) -> Generations:
-        """Greedy generation through the bridged modules, TransformerLens hooks active.
-
-        Uses the workbench's cached decoding loop (the bridge's own ``generate``
-        is not used), or uncached decoding when :meth:`check_kv_cache` says
-        ``"disabled"``.
-        """
+    def decoder(self) -> Decoder:
+        """The cached HF step through the bridged modules, or uncached when the
+        bridge's cache is ``"disabled"`` (see :meth:`check_kv_cache`)."""
         if self.check_kv_cache() != "disabled":
-            return generate(
-                self.lm,
-                items,
-                max_new_tokens=max_new_tokens,
-                batch_size=batch_size,
-                chat_template=chat_template,
-            )
-
-        def last_logits(batch: Batch) -> torch.Tensor:
-            logits = self._forward(batch, None, True)
-            assert logits is not None
-            return logits
-
-        return greedy_uncached(
-            self.lm,
-            items,
-            last_logits,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-            chat_template=chat_template,
-        )
+            return Decoder(self.lm)
+        return _Uncached(self.lm, self.bridge)

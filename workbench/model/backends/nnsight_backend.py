@@ -5,11 +5,11 @@ of ``LanguageModel``; neither the weights nor ``lm.tokenizer`` are modified:
 nnsight gets a copy of the tokenizer). Each forward pass is one
 ``model.trace(...)`` whose body visits the modules in execution order, reading
 ``o_proj`` inputs (``head_in``), layer outputs (``resid``) and the final norm's
-output (``h_last``), and, while :meth:`NNsightBackend.temper` is active,
-replacing tempered layers' ``o_proj`` input with its scaled value. Generation
-is nnsight's ``model.generate`` with the same edit applied at every step
-(``tracer.all()``). The trace body uses only envoys, tensors and
-``nnsight.save``, so it also runs remotely.
+output (``h_last``), and, while :meth:`NNsightBackend.intervene` is active,
+replacing the edited sites' values with :func:`workbench.model.edits.apply`'s
+result. Generation is the workbench's decoding loop with one trace per step
+(the KV cache passed in and saved out), so sampling and per-position edits
+behave as on the other backends.
 
 Running on NDIF (cannot run on an offline machine): build the nnsight model
 from a hub id, which loads only the config and tokenizer (the weights stay on
@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -45,21 +45,22 @@ import torch
 from workbench.model.backends.base import (
     ENGINES,
     ForwardBackend,
-    Heads,
-    ItemsLike,
     input_device,
     require_engine,
     require_extra,
 )
-from workbench.model.backends.decode import encode_prompts, eos_ids, to_generations
-from workbench.model.backends.heads import HeadScales, combine
-from workbench.model.backends.names import Point, point_of
-from workbench.model.generation import Generations
+from workbench.model.backends.names import point_of
+from workbench.model.bound import Bound
+from workbench.model.compile import by_site
+from workbench.model.edits import terms
+from workbench.model.generation import Decoder
 from workbench.model.hooks import Hook
+from workbench.model.intervention import Intervention
 from workbench.model.layouts import Layout
 from workbench.model.loaded import LoadedModel, wrap_model
+from workbench.model.positions import Frame, current_frame
 from workbench.model.readers import SiteReader
-from workbench.model.tokens import Batch, collate, length_buckets
+from workbench.model.tokens import Batch
 
 __all__ = ["NNsightBackend", "wrap_nnsight"]
 
@@ -94,7 +95,7 @@ class NNsightBackend(ForwardBackend):
         self.lm = lm
         self.remote = remote
         self.model = model if model is not None else wrap_nnsight(lm)
-        self._active: list[HeadScales] = []
+        self._active: list[list[Intervention]] = []
 
     @classmethod
     def from_nnsight(
@@ -116,70 +117,101 @@ class NNsightBackend(ForwardBackend):
             envoy = envoy[int(part)] if part.isdigit() else getattr(envoy, part)
         return envoy
 
-    def _point_envoy(self, point: Point) -> Any:
-        layer, kind = point
+    def _site_envoy(self, kind: str, layer: int) -> Any:
         paths = self.lm.layout.layout
-        if layer == self.lm.layout.n_layers:
-            return self._envoy(paths.final_norm)
-        if kind == 0:
-            return self._envoy(f"{paths.layers}.{layer}.{paths.attn}.{paths.o_proj}")
-        return self._envoy(f"{paths.layers}.{layer}")
+        base = f"{paths.layers}.{layer}"
+        if kind == "head_in":
+            return self._envoy(f"{base}.{paths.attn}.{paths.o_proj}")
+        if kind == "resid":
+            return self._envoy(base)
+        if kind == "mlp_out":
+            return self._envoy(f"{base}.{paths.mlp_down}")
+        return self._envoy(f"{base}.{paths.attn}.{paths.v_proj}")
 
-    def _vectors(self) -> dict[int, torch.Tensor]:
-        out = {}
-        for layer, v in combine(self._active).items():
-            device = next(self.lm.layout.o_proj(layer).parameters()).device
-            device = torch.device("cpu") if device.type == "meta" else device
-            out[layer] = v.to(device=device, dtype=self.lm.dtype)
-        return out
-
-    def _plan(self, hooks: list[Hook]) -> tuple[list[tuple[Any, bool, Any, bool]], list[Hook]]:
-        """The trace's steps in execution order, and the reader hook fed by each step."""
-        by_point = {point_of(self.lm.layout, h.module): h for h in hooks}
-        vectors = self._vectors()
-        points = sorted(set(by_point) | {(layer, 0) for layer in vectors})
+    def _plan(self, hooks: list[Hook]) -> tuple[list[Step], list[Hook]]:
+        """The trace's steps in execution order, and the reader hook fed by each read."""
+        reads = {_ORDER_OF_POINT[p[1]](p[0], self.lm.layout.n_layers): h for h in hooks
+                 for p in [point_of(self.lm.layout, h.module)]}  # fmt: skip
+        edits: dict[tuple[int, int], list[Bound]] = {}
+        for values in self._active:
+            for (kind, layer), bounds in by_site(self.lm.layout, values).items():
+                edits.setdefault((layer, _ORDER[kind]), []).extend(bounds)
         plan, fed = [], []
-        for point in points:
-            is_input = point[1] == 0 and point[0] < self.lm.layout.n_layers
-            vector = vectors.get(point[0]) if is_input else None
-            plan.append((self._point_envoy(point), is_input, vector, point in by_point))
-            if point in by_point:
-                fed.append(by_point[point])
+        for key in sorted(set(reads) | set(edits)):
+            layer, order = key
+            if layer == self.lm.layout.n_layers:
+                envoy = self._envoy(self.lm.layout.layout.final_norm)
+            else:
+                envoy = self._site_envoy(_KIND_OF_ORDER[order], layer)
+            plan.append(Step(envoy, order == _ORDER["head_in"], edits.get(key, []), key in reads))
+            if key in reads:
+                fed.append(reads[key])
         return plan, fed
+
+    def _trace(
+        self,
+        plan: list[Step],
+        frame: Frame,
+        kwargs: dict[str, Any],
+        want: Callable[[Any], Any] | None,
+    ) -> tuple[list[torch.Tensor], Any]:
+        """One trace running ``plan``; returns the saved reads and ``want(output)``."""
+        nnsight = self.nnsight
+        root = self.model
+        result = None
+        device, dtype = input_device(self.lm), self.lm.dtype
+        # The body sees envoys, flags and tensors only (a remote run serialises them).
+        steps = [
+            (
+                step.envoy,
+                step.is_input,
+                step.keep,
+                [terms(b, frame, device, dtype) for b in step.edits],
+            )
+            for step in plan
+        ]
+        with root.trace(**kwargs, remote=self.remote):
+            saved = []
+            for envoy, is_input, keep, step_terms in steps:
+                # The edit is run_terms() written out: the body may only use tensor operations.
+                if is_input:
+                    value = envoy.input
+                else:
+                    out = envoy.output
+                    value = out[0] if isinstance(out, tuple) else out
+                for mult, shift, u, h in step_terms:
+                    y = value.reshape(*value.shape[:2], h, -1)
+                    if u is not None:
+                        y = y - (y * u).sum(-1, keepdim=True) * u
+                    value = (y * mult + shift).reshape(value.shape)
+                if step_terms and is_input:
+                    envoy.input = value
+                elif step_terms:
+                    envoy.output = (value, *out[1:]) if isinstance(out, tuple) else value
+                if keep:
+                    saved.append(value)
+            saved = nnsight.save(saved)
+            if want is not None:
+                result = nnsight.save(want(root.output))
+        return saved, result
 
     def _forward(
         self, batch: Batch, reader: SiteReader | None, want_logits: bool
     ) -> torch.Tensor | None:
-        nnsight = self.nnsight
-        root = self.model
         plan, fed = self._plan(reader.hooks() if reader is not None else [])
         rows = torch.arange(batch.input_ids.shape[0], device=batch.last.device)
         last = batch.last
-        logits = None
-        with (
-            torch.inference_mode(),
-            root.trace(
-                input_ids=batch.input_ids,
-                attention_mask=batch.attention_mask,
-                position_ids=batch.position_ids,
-                use_cache=False,
-                remote=self.remote,
-            ),
-        ):
-            saved = []
-            for envoy, is_input, vector, keep in plan:
-                if is_input:
-                    if vector is not None:
-                        envoy.input = envoy.input * vector
-                    value = envoy.input if keep else None
-                else:
-                    out = envoy.output
-                    value = out[0] if isinstance(out, tuple) else out
-                if keep:
-                    saved.append(value)
-            saved = nnsight.save(saved)
-            if want_logits:
-                logits = nnsight.save(root.output.logits[rows, last])
+        kwargs = {
+            "input_ids": batch.input_ids,
+            "attention_mask": batch.attention_mask,
+            "position_ids": batch.position_ids,
+            "use_cache": False,
+        }
+        frame = current_frame(batch.input_ids)
+        with torch.inference_mode():
+            saved, logits = self._trace(
+                plan, frame, kwargs, (lambda out: out.logits[rows, last]) if want_logits else None
+            )
         for hook, value in zip(fed, saved, strict=True):
             if hook.kind == "pre":
                 hook.fn(hook.module, (value,))
@@ -188,67 +220,74 @@ class NNsightBackend(ForwardBackend):
         return logits
 
     @contextlib.contextmanager
-    def temper(self, heads: Heads) -> Iterator[None]:
-        """Set tempered heads' ``o_proj`` input slices in every trace run while active.
+    def intervene(self, values: Sequence[Intervention]) -> Iterator[None]:
+        """Apply intervention values in every trace run while active.
 
-        Nested contexts multiply; the state is restored on exit, also after an error.
+        Values are bound (checked) on entry; nested contexts apply in order; the
+        state is restored on exit, also after an error.
 
         >>> with NNsightBackend(lm).temper({(3, 1): 0.0}):  # doctest: +SKIP
         ...     ablated = backend.logits(items)
         """
-        scales = HeadScales.build(self.lm.layout, heads)
-        self._active.append(scales)
+        values = list(values)
+        by_site(self.lm.layout, values)  # validate once, before anything runs
+        self._active.append(values)
         try:
             yield
         finally:
-            self._active.remove(scales)
+            self._active.remove(values)
 
-    def _generate_batch(self, batch: Batch, max_new_tokens: int) -> list[list[int]]:
-        nnsight = self.nnsight
-        root = self.model
-        steps = [(self._point_envoy((layer, 0)), v) for layer, v in sorted(self._vectors().items())]
-        remote = {"remote": self.remote} if self.remote else {}
-        with warnings.catch_warnings():
-            # An open tracer.all() loop ends with a "was never reached" warning by design.
-            warnings.filterwarnings("ignore", message=".*was never reached.*")
-            with (
-                torch.inference_mode(),
-                root.generate(
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    pad_token_id=self.lm.pad_id,
-                    eos_token_id=eos_ids(self.lm),
-                    **remote,
-                ) as tracer,
-            ):
-                with tracer.invoke(input_ids=batch.input_ids, attention_mask=batch.attention_mask):
-                    if steps:
-                        for _ in tracer.all():
-                            for envoy, vector in steps:
-                                envoy.input = envoy.input * vector
-                with tracer.invoke():
-                    ids = nnsight.save(tracer.result)
-        width = batch.input_ids.shape[1]
-        return [row[width:] for row in ids.tolist()]
+    def decoder(self) -> Decoder:
+        """One cached decoding step as one nnsight trace (the active edits applied)."""
+        return _TraceDecoder(self)
 
-    def generate(
-        self,
-        items: ItemsLike,
-        *,
-        max_new_tokens: int = 16,
-        batch_size: int = 8,
-        chat_template: bool | None = None,
-    ) -> Generations:
-        """Greedy generation with nnsight's ``generate`` (tempering applied at every step)."""
-        parsed, prompts = encode_prompts(self.lm, items, max_new_tokens, chat_template)
-        new: list[list[int]] = [[] for _ in parsed]
-        for bucket in length_buckets([len(p) for p in prompts], batch_size):
-            batch = collate(
-                [prompts[i] for i in bucket],
-                self.lm.pad_id,
-                side="left",
-                device=input_device(self.lm),
-            )
-            for i, row in zip(bucket, self._generate_batch(batch, max_new_tokens), strict=True):
-                new[i] = row
-        return to_generations(self.lm, parsed, new, max_new_tokens, chat_template)
+
+class _TraceDecoder(Decoder):
+    def __init__(self, backend: NNsightBackend) -> None:
+        super().__init__(backend.lm)
+        self.backend = backend
+
+    def __call__(
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
+    ) -> tuple[torch.Tensor, Any]:
+        kwargs = {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "position_ids": positions,
+            "cache": cache,
+            "use_cache": True,
+            "logits_to_keep": 1,
+        }
+        plan = self.backend._plan([])[0]  # the edits active now
+        _, out = self.backend._trace(
+            plan, current_frame(ids), kwargs, lambda o: (o.logits[:, -1, :], o.cache)
+        )
+        return out[0], out[1]
+
+    def all_logits(
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
+        kwargs = {"input_ids": ids, "attention_mask": mask, "position_ids": positions,
+                  "use_cache": False}  # fmt: skip
+        plan = self.backend._plan([])[0]
+        _, logits = self.backend._trace(plan, current_frame(ids), kwargs, lambda o: o.logits)
+        return logits
+
+
+@dataclass(frozen=True)
+class Step:
+    """One place a trace visits: read and/or edit an envoy's input or output."""
+
+    envoy: Any
+    is_input: bool
+    edits: list[Bound]
+    keep: bool
+
+
+# Execution order within a layer: values, o_proj input, MLP output, layer output.
+_ORDER = {"v_out": 0, "head_in": 1, "mlp_out": 2, "resid": 3}
+_KIND_OF_ORDER = {v: k for k, v in _ORDER.items()}
+_ORDER_OF_POINT: dict[int, Callable[[int, int], tuple[int, int]]] = {
+    0: lambda layer, n: (layer, 0 if layer == n else _ORDER["head_in"]),
+    1: lambda layer, n: (layer, _ORDER["resid"]),
+}

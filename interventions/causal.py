@@ -1,0 +1,295 @@
+"""Causal tests: does intervening on a direction (or on heads) move the target, beyond chance?
+
+:func:`causal_test` asks it of a direction read at a site (a probe's weights,
+a mass-mean direction):
+
+* *necessity*: project the direction out at the chosen positions;
+* *sufficiency*: add ``+alpha * sigma`` and ``-alpha * sigma`` along it, ``sigma``
+  the standard deviation of the activations' projection on it over a reference set;
+* *controls*: the same three interventions along ``n_random`` random directions
+  of equal norm (default 20, so that p can reach 0.05; fewer make p descriptive);
+  ``p = (1 + #{controls with |change| >= |change|}) / (1 + n_random)``;
+* *side effects*: response length, truncation rate and assertion rate of
+  regenerated responses, always measured, with the same controls;
+* a *verdict*: ``moves the target``, ``moves only <side effect>`` or ``moves
+  nothing``, with the numbers. Three tests are run; p is per test, uncorrected.
+
+Greedy decoding needs one seed; sampling needs at least three (the change is the
+mean over seeds). :mod:`interventions.causal_heads` runs the same machinery on heads.
+
+>>> result = causal_test(lm, items, "resid(10)", direction, Target.logprob(answers))  # doctest: +SKIP
+>>> result.verdict  # doctest: +SKIP
+'moves the target: necessity changes answer log-prob by -2.31 (p = 0.048 against 20 random directions)'
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from interventions.base import Applied, model_and_layout
+from interventions.ops import collect_site
+from interventions.targets import Target
+from workbench.core.errors import WorkbenchError
+from workbench.core.items import Item, as_items
+from workbench.labels.verbal import classify_verbal
+from workbench.model.bound import bind
+from workbench.model.generation import DecodingConfig, generate
+from workbench.model.intervention import Intervention as Value
+from workbench.model.positions import PositionSpec
+
+__all__ = ["SIDE_EFFECTS", "CausalResult", "Effect", "causal_test", "check_controls", "run_tests"]
+
+SIDE_EFFECTS = ("n_tokens", "truncated", "asserts")
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One test's change in one metric, against its controls."""
+
+    test: str
+    metric: str
+    change: float
+    controls: tuple[float, ...]
+    p: float
+    descriptive: bool
+
+    @property
+    def beyond(self) -> bool:
+        """p <= 0.05 (with >= 19 controls), or beyond every control (descriptive)."""
+        n = len(self.controls)
+        return self.p <= 0.05 if not self.descriptive else self.p <= 1.0 / (n + 1)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "controls": list(self.controls), "beyond": self.beyond}
+
+
+@dataclass(frozen=True)
+class CausalResult:
+    """Everything a causal test measured; ``to_json`` / ``from_json`` round-trip."""
+
+    subject: str
+    target: dict[str, Any]
+    baseline: dict[str, float]
+    effects: tuple[Effect, ...]
+    n_random: int
+    seeds: tuple[int, ...]
+    decoding: dict[str, Any]
+    settings: dict[str, Any]
+    interventions: dict[str, list[dict[str, Any]]]
+    verdict: str
+    warnings: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    def effect(self, test: str, metric: str) -> Effect:
+        return next(e for e in self.effects if e.test == test and e.metric == metric)
+
+    def to_json(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["effects"] = [e.to_json() for e in self.effects]
+        out["seeds"], out["warnings"] = list(self.seeds), list(self.warnings)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CausalResult:
+        effects = tuple(
+            Effect(e["test"], e["metric"], e["change"], tuple(e["controls"]), e["p"],
+                   e["descriptive"])
+            for e in data["effects"]
+        )  # fmt: skip
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        fields.update(effects=effects, seeds=tuple(data["seeds"]), warnings=tuple(data["warnings"]))
+        return cls(**fields)
+
+
+def check_controls(n_random: Any, seeds: Sequence[int], decoding: DecodingConfig) -> list[str]:
+    """Refuse zero controls and fewer than 3 seeds when sampling; warn when p is descriptive."""
+    if isinstance(n_random, bool) or not isinstance(n_random, int) or n_random < 1:
+        raise WorkbenchError(
+            f"n_random {n_random!r}: a causal test needs random controls; pass >= 19 (default 20)"
+        )
+    if not seeds:
+        raise WorkbenchError("no seeds: pass at least one (three or more when sampling)")
+    if decoding.do_sample and len(seeds) < 3:
+        raise WorkbenchError(
+            f"{len(seeds)} seed(s) with sampling: pass >= 3 seeds, or decode greedily"
+        )
+    if n_random < 19:
+        return [f"{n_random} random controls: p cannot reach 0.05, so p values are descriptive"]
+    return []
+
+
+@dataclass
+class _Run:
+    model: Any
+    items: list[Item]
+    target: Target
+    decoding: DecodingConfig
+    seeds: tuple[int, ...]
+    batch_size: int
+    progress: Callable[[str], None] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def measure(self, values: Sequence[Value]) -> dict[str, float]:
+        """Mean target and side effects with ``values`` applied (over items and seeds)."""
+        context = Applied(self.model, values) if values else nullcontext()
+        out: dict[str, list[float]] = {}
+        with context:
+            if not self.target.needs_generation:
+                start = time.perf_counter()
+                out[self.target.name] = [float(self.target.read(self.model, self.items).mean())]
+                self.timings["target"] = self.timings.get("target", 0) + time.perf_counter() - start
+            start = time.perf_counter()
+            for seed in self.seeds:
+                config = self.decoding
+                gens = generate(
+                    self.model, self.items, max_new_tokens=config.max_new_tokens,
+                    do_sample=config.do_sample, temperature=config.temperature, top_p=config.top_p,
+                    top_k=config.top_k, seed=seed, batch_size=self.batch_size,
+                )  # fmt: skip
+                side = {
+                    "n_tokens": np.mean([g.n_tokens for g in gens]),
+                    "truncated": np.mean([g.truncated for g in gens]),
+                    "asserts": np.mean([classify_verbal(g.response) == "assert" for g in gens]),
+                }
+                if self.target.fn is not None:
+                    side[self.target.name] = np.mean(
+                        [
+                            float(self.target.fn(it, g.response))
+                            for it, g in zip(self.items, gens, strict=True)
+                        ]
+                    )
+                for k, v in side.items():
+                    out.setdefault(k, []).append(float(v))
+            self.timings["generate"] = self.timings.get("generate", 0) + time.perf_counter() - start
+        return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def _p(change: float, controls: Sequence[float]) -> float:
+    return (1 + sum(abs(c) >= abs(change) - 1e-12 for c in controls)) / (1 + len(controls))
+
+
+def run_tests(
+    run: _Run,
+    tests: Mapping[str, tuple[list[Value], list[list[Value]]]],
+    n_random: int,
+) -> tuple[dict[str, float], tuple[Effect, ...]]:
+    """Baseline, then per test the target's values and each control's; the effects."""
+    baseline = run.measure([])
+    effects = []
+    for test, (values, controls) in tests.items():
+        got = run.measure(values)
+        control_runs = [run.measure(c) for c in controls]
+        for metric in baseline:
+            change = got[metric] - baseline[metric]
+            cs = tuple(c[metric] - baseline[metric] for c in control_runs)
+            effects.append(Effect(test, metric, change, cs, _p(change, cs), n_random < 19))
+    return baseline, tuple(effects)
+
+
+def verdict(target: str, effects: Sequence[Effect], what: str) -> str:
+    """One sentence from the effects: the target first, then the side effects."""
+    n = len(effects[0].controls)
+
+    def say(e: Effect) -> str:
+        kind = "descriptive, " if e.descriptive else ""
+        return f"{e.test} changes {e.metric} by {e.change:+.3g} ({kind}p = {e.p:.3f} against {n} {what})"
+
+    moved = [e for e in effects if e.metric == target and e.beyond]
+    if moved:
+        return "moves the target: " + "; ".join(say(e) for e in moved)
+    side = [e for e in effects if e.metric in SIDE_EFFECTS and e.beyond]
+    if side:
+        names = sorted({e.metric for e in side})
+        return f"moves only {', '.join(names)}: " + "; ".join(say(e) for e in side)
+    largest = max((e for e in effects if e.metric == target), key=lambda e: abs(e.change))
+    return f"moves nothing: the largest target change, {say(largest)}, is within the controls"
+
+
+def causal_test(
+    model: Any,
+    items: Sequence[Item | str | Mapping[str, Any]],
+    site: str,
+    direction: Any,
+    target: Target,
+    *,
+    positions: Any = "last",
+    alpha: float = 2.0,
+    n_random: int = 20,
+    seeds: Sequence[int] = (0,),
+    decoding: DecodingConfig | None = None,
+    reference: Sequence[Item | str | Mapping[str, Any]] | None = None,
+    random_seed: int = 0,
+    batch_size: int = 8,
+) -> CausalResult:
+    """Necessity, sufficiency and random-direction controls for ``direction`` at ``site``.
+
+    Args:
+        model: a ``LoadedModel`` or any backend.
+        items: the items whose target is measured (prompts; responses are regenerated).
+        site: a writable site, e.g. ``resid(10)``.
+        direction: ``(d_model,)``, e.g. :func:`~interventions.probe_direction`.
+        target: what must move (:class:`~interventions.targets.Target`).
+        positions: where to intervene in each row (default the final token,
+            i.e. the newest token at every decoding step).
+        alpha: the sufficiency step in units of ``sigma``.
+        n_random: random directions of equal norm (>= 19 for p to reach 0.05).
+        seeds: decoding seeds (>= 3 when sampling).
+        decoding: how side effects (and scorer targets) regenerate (default greedy, 32 tokens).
+        reference: items whose activations give ``sigma`` (default ``items``).
+    """
+    started = time.perf_counter()
+    decoding = decoding or DecodingConfig(max_new_tokens=32)
+    seeds = tuple(seeds)
+    warnings = check_controls(n_random, seeds, decoding)
+    from interventions.steering import check_alpha
+
+    alpha = check_alpha(alpha, "alpha")
+    spec = PositionSpec.parse(positions)
+    v = np.asarray(direction, dtype=np.float64).ravel()
+    parsed = as_items(items)
+    bind(Value(site, "project_out", v, positions=spec), model_and_layout(model)[1])  # once
+    u = v / np.linalg.norm(v)
+    bank = collect_site(model, reference or parsed, site, positions=spec)
+    sigma = float(np.std(bank @ u))
+    rng = np.random.default_rng(random_seed)
+    randoms = [r / np.linalg.norm(r) for r in rng.standard_normal((n_random, u.size))]
+
+    def three(w: np.ndarray) -> dict[str, list[Value]]:
+        return {
+            "necessity": [Value(site, "project_out", w, positions=spec)],
+            "sufficiency+": [Value(site, "add", alpha * sigma * w, positions=spec)],
+            "sufficiency-": [Value(site, "add", -alpha * sigma * w, positions=spec)],
+        }
+
+    mine, controls = three(u), [three(r) for r in randoms]
+    tests = {t: (mine[t], [c[t] for c in controls]) for t in mine}
+    run = _Run(model, parsed, target, decoding, seeds, batch_size)
+    baseline, effects = run_tests(run, tests, n_random)
+    return CausalResult(
+        subject=f"direction at {site}",
+        target=target.to_json(),
+        baseline=baseline,
+        effects=effects,
+        n_random=n_random,
+        seeds=seeds,
+        decoding=decoding.to_json(),
+        settings={
+            "site": site,
+            "positions": spec.to_json(),
+            "alpha": alpha,
+            "sigma": sigma,
+            "n_items": len(parsed),
+            "random_seed": random_seed,
+            "timings_s": dict(run.timings),
+        },  # fmt: skip
+        interventions={t: [x.to_json() for x in vs] for t, vs in mine.items()},
+        verdict=verdict(target.name, effects, "random directions"),
+        warnings=tuple(warnings),
+        seconds=time.perf_counter() - started,
+    )

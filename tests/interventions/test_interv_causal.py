@@ -1,0 +1,133 @@
+"""Causal tests: a planted direction is found beyond all random controls, a random one is not."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from support import tiny_config, tiny_tokenizer
+
+from interventions import causal_test
+from interventions.causal import CausalResult
+from interventions.targets import Target, answer_logprob
+from workbench.core.errors import WorkbenchError
+from workbench.core.items import Item
+from workbench.model.generation import DecodingConfig
+from workbench.model.loaded import wrap_model
+
+PROMPTS = ["Is it so?", "Yes or no", "Tell me", "Really now", "Maybe later", "Go on then"]
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """A tiny Llama whose unembedding reads one residual direction: after the final
+    (RMS) norm, logit("Y") - logit("N") = 2 c (h . u); every other logit is 0."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    config = tiny_config("llama")
+    config.tie_word_embeddings = False
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim >= 2:
+                p.normal_(0.0, 0.2)
+    tok = tiny_tokenizer()
+    yes, no = (tok.convert_tokens_to_ids(c) for c in ("Y", "N"))
+    u = torch.randn(config.hidden_size, generator=torch.Generator().manual_seed(1))
+    u = u / u.norm()
+    with torch.no_grad():
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[yes] = 3.0 * u
+        model.lm_head.weight[no] = -3.0 * u
+    lm = wrap_model(model, tok, name="tiny-planted")
+    return lm, u.numpy()
+
+
+def _items():
+    return [Item(f"q{i}", p) for i, p in enumerate(PROMPTS)]
+
+
+def test_planted_direction_moves_the_target_beyond_every_random_direction(planted):
+    lm, u = planted
+    target = Target.logprob(["Y"] * len(PROMPTS))
+    result = causal_test(
+        lm, _items(), f"resid({lm.layout.n_layers - 1})", u, target,
+        positions="last", alpha=3.0, n_random=20, decoding=DecodingConfig(max_new_tokens=3),
+    )  # fmt: skip
+    assert result.verdict.startswith("moves the target"), result.verdict
+    for test in ("necessity", "sufficiency+", "sufficiency-"):
+        e = result.effect(test, target.name)
+        assert e.p == pytest.approx(1 / 21), (test, e.change, e.controls)
+        assert abs(e.change) > max(abs(c) for c in e.controls)
+    assert result.effect("sufficiency+", target.name).change > 0  # towards "Y"
+    assert result.effect("sufficiency-", target.name).change < 0
+    for side in ("n_tokens", "truncated", "asserts"):
+        result.effect("necessity", side)  # side effects always reported
+    data = json.loads(json.dumps(result.to_json()))
+    assert CausalResult.from_json(data).to_json() == data
+    assert data["interventions"]["necessity"][0]["op"] == "project_out"
+    print("planted:", result.verdict)
+
+
+def test_random_direction_moves_nothing(planted):
+    lm, u = planted
+    rng = np.random.default_rng(123)
+    r = rng.standard_normal(u.size)
+    r -= (r @ u) * u  # orthogonal to the planted direction: it cannot decide the token
+    target = Target.logprob(["Y"] * len(PROMPTS))
+    result = causal_test(
+        lm, _items(), f"resid({lm.layout.n_layers - 1})", r, target,
+        positions="last", alpha=3.0, n_random=20, decoding=DecodingConfig(max_new_tokens=3),
+    )  # fmt: skip
+    assert not result.verdict.startswith("moves the target"), result.verdict
+    nec = result.effect("necessity", target.name)
+    # orthogonal to u: only the final RMS norm's rescaling reaches the logits
+    assert nec.p > 0.05 and abs(nec.change) < 0.1
+    print("random:", result.verdict)
+
+
+def test_teacher_forced_logprob_matches_a_manual_forward(planted):
+    lm, u = planted
+    items = _items()[:2]
+    got = answer_logprob(lm, items, ["YN", "N"])
+    from workbench.model.tokens import encode_prompts
+
+    prompts = encode_prompts(lm.tokenizer, items, max_new_tokens=1, chat_template=None)
+    for i, (p, a) in enumerate(zip(prompts, ["YN", "N"], strict=True)):
+        ids = p + list(lm.tokenizer(a, add_special_tokens=False)["input_ids"])
+        with torch.no_grad():
+            logp = torch.log_softmax(lm.model(torch.tensor([ids])).logits[0], -1)
+        n = len(ids) - len(p)
+        manual = sum(float(logp[len(p) - 1 + k, ids[len(p) + k]]) for k in range(n))
+        assert got[i] == pytest.approx(manual, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_random": 0}, "needs random controls"),
+        ({"alpha": float("nan")}, "alpha nan must be a finite number"),
+        ({"seeds": (0,), "decoding": DecodingConfig(do_sample=True)}, "pass >= 3 seeds"),
+        ({"direction": np.ones(5)}, r"shape \(5,\)"),
+        ({"positions": [99]}, "outside a row"),
+    ],
+)
+def test_causal_test_bad_input(planted, kwargs, message):
+    lm, u = planted
+    args = {"direction": u, **kwargs}
+    direction = args.pop("direction")
+    with pytest.raises(WorkbenchError, match=message) as info:
+        causal_test(lm, _items(), "resid(2)", direction, Target.logprob(["Y"] * 6), **args)
+    assert "\n" not in str(info.value)
+
+
+def test_fewer_controls_are_descriptive(planted):
+    lm, u = planted
+    result = causal_test(
+        lm, _items(), "resid(2)", u, Target.logprob(["Y"] * 6), n_random=4,
+        decoding=DecodingConfig(max_new_tokens=2),
+    )  # fmt: skip
+    assert result.warnings and "descriptive" in result.verdict
