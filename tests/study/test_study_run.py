@@ -27,6 +27,7 @@ REPORT_KEYS = {
     "schema", "title", "created", "workbench_version", "run_dir", "config", "models", "items",
     "labels", "truncation", "verdict", "steps", "falsification", "depth_curve", "dispositions",
     "attribution", "tempering", "sidecar", "traces", "plain", "confounds", "skipped", "figures", "cache",
+    "decision", "deciding",
     "timings", "environment", "files",
 }  # fmt: skip
 FIGURES = {
@@ -34,6 +35,9 @@ FIGURES = {
     "auc_collapse", "roc", "axes", "pca", "probe_disposition", "confounds", "depth_curve",
     "attribution",
     "sweep", "sidecar_baseline", "sidecar_gated", "trace_0", "trace_1", "trace_2",
+    "confound_step", "confound_step_correct_fresh_hard", "confound_step_negative",
+    "confound_step_negative_fresh_hard", "confound_step_positive", "decision_axes",
+    "disposition_hedged_train", "disposition_hedged_fresh",
 }  # fmt: skip
 
 
@@ -84,7 +88,9 @@ def test_report_has_every_key_and_figure(study):
     report = json.loads((out / "report.json").read_text())
     assert set(report) == REPORT_KEYS and report["schema"] == SCHEMA
     assert set(report["figures"]) == FIGURES
-    assert [s["name"] for s in report["steps"]] == ["cv", "fresh", "axes", "layers", "second_model"]
+    assert [s["name"] for s in report["steps"]] == [
+        "cv", "fresh", "axes", "layers", "second_model", "confounds"
+    ]  # fmt: skip
     assert all(s["verdict"] in ("pass", "fail", "not run") and s["plain"] for s in report["steps"])
     for key in ("overall", "truncation", "step1", "step5", "fresh_hard", "depth_curve", "confounds",
                 "dispositions", "attribution", "tempering", "sidecar"):  # fmt: skip

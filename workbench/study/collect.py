@@ -143,10 +143,18 @@ def collect_split(
     model: ModelConfig,
     generation: GenerationConfig,
     capture: CaptureConfig,
+    root: str = "splits",
+    condition: Mapping[str, Any] | None = None,
+    only_h_last: bool = False,
 ) -> SplitData:
-    """Answer and capture one split (or reuse the cached result); derive the short cap."""
+    """Answer and capture one split (or reuse the cached result); derive the short cap.
+
+    ``root`` is the stage folder's parent; ``condition`` (a config section as
+    JSON) marks a second condition whose items' prompts it changed, and joins
+    the key; ``only_h_last`` captures ``h_last`` alone (cheaper).
+    """
     cfg, gen, models, progress = model, generation, ctx.models, ctx.progress
-    key = stage_key(
+    parts: list[Any] = [
         "collect/1",
         model_identity(cfg.name),
         section_json(model),
@@ -154,8 +162,11 @@ def collect_split(
         gen.max_new_tokens,
         section_json(capture),
         name,
-    )
-    stage = Stage(ctx.out / "splits" / name, key)
+    ]
+    if condition is not None or only_h_last:  # the plain condition's key is unchanged
+        parts += [dict(condition or {}), only_h_last]
+    key = stage_key(*parts)
+    stage = Stage(ctx.out / root / name, key)
     use_cache = ctx.use_cache
     reused = use_cache and stage.valid
     if not reused:
@@ -167,6 +178,8 @@ def collect_split(
             pooled_last_n=capture.pooled_last_n,
             depth_curve=capture.depth_curve,
         )
+        if only_h_last:
+            sites = [H_LAST]
         gens = generate(
             lm,
             format_items(items, cfg.prompt_template),

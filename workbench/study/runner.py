@@ -44,6 +44,16 @@ from workbench.study.config import (
     load_config,
 )
 from workbench.study.context import StageContext
+from workbench.study.deciding import (
+    Deciding,
+    asserts_axis,
+    correct_axis,
+    dispositions_with_intervals,
+    hedged_condition,
+    run_controls,
+    run_head_screen,
+)
+from workbench.study.decision import decide
 from workbench.study.falsification import Falsification, dispositions_json, run_falsification
 from workbench.study.gating import gate_split
 from workbench.study.heads import AttributionOutcome, run_attribution, run_tempering
@@ -145,6 +155,16 @@ def run_study(
                 )  # fmt: skip
             cache[f"splits/{split}"] = "reused" if data[split].reused else "computed"
         labels = {s: label_split(d, checker) for s, d in data.items()}
+        hedged_data: dict[str, SplitData] = {}
+        hedged_labels: dict[str, SplitLabels] = {}
+        if config.hedged.enabled:
+            with clock.stage("hedged condition"):
+                hedged_data, hedged_labels = hedged_condition(
+                    config.hedged, config.items, ctx, model=config.model,
+                    generation=config.generation, capture=config.capture, cache=cache, say=say,
+                )  # fmt: skip
+        else:
+            skipped["hedged"] = "[hedged] enabled = false"
         second = None
         if config.second_model.enabled:
             second = {}
@@ -162,7 +182,35 @@ def run_study(
             confounds = _confounds(config.probe, seed, data, labels, fals)
             with clock.stage("depth curve"):
                 depth = _depth(config.capture, config.probe, seed, data, labels, fals, ctx, skipped)
-        n_layers = data["train"].n_layers
+            n_layers = data["train"].n_layers
+            deciding = Deciding(hedged_labels=hedged_labels)
+            say("[bold]deciding[/]: confounds per axis, controls, head screen")
+            with clock.stage("axes and confounds"):
+                deciding.axes["correct"] = correct_axis(fals, data, labels, config.probe, seed=seed)
+                if hedged_data:
+                    deciding.axes["asserts"] = asserts_axis(
+                        hedged_data, hedged_labels, config.probe, seed=seed
+                    )
+            with clock.stage("controls"):
+                deciding.controls = run_controls(
+                    config.controls, config.probe, ctx, model=config.model, data=data,
+                    labels=labels, seed=seed, cache=cache,
+                )  # fmt: skip
+            with clock.stage("head screen"):
+                deciding.head_screen = run_head_screen(
+                    config.probe, data, labels, n_layers, fals.C, seed=seed, skipped=skipped
+                )
+            n_boot = config.probe.n_boot
+            deciding.conditions["plain"] = dispositions_with_intervals(
+                labels, n_boot=n_boot, seed=seed
+            )
+            if hedged_labels:
+                deciding.conditions["hedged"] = dispositions_with_intervals(
+                    hedged_labels, n_boot=n_boot, seed=seed
+                )
+            tables = {"correct": deciding.conditions["plain"].get("fresh"),
+                      "asserts": deciding.conditions.get("hedged", {}).get("fresh")}  # fmt: skip
+            decision = decide(deciding.axes, deciding.controls, tables)
         split = config.attribution.split
         attribution = run_attribution(
             data[split], labels[split], config.attribution, n_layers, seed=seed
@@ -181,6 +229,7 @@ def run_study(
         confounds=confounds,
         depth=depth, dispositions=dispositions_json(labels), attribution=attribution,
         sweep=sweep, sidecar=sidecar, traces=traces, trace_head=head, skipped=skipped,
+        deciding=deciding, decision=decision,
         cache=cache, models=_models(out, models), seconds=clock.seconds, n_layers=n_layers,
         threads=config.run.threads or auto_threads(),
     )  # fmt: skip
@@ -263,6 +312,7 @@ def _depth(
         n_boot=cfg.depth_n_boot,
         layers=layers,
         progress=ctx.progress,
+        n_null=cfg.depth_n_null,
     )
 
 
