@@ -8,6 +8,7 @@ it cannot do with the data it got is recorded in ``skipped`` with the reason.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ from workbench.study.sections import ControlsConfig, HedgedConfig
 
 __all__ = [
     "Deciding",
+    "run_deciding",
     "correct_axis",
     "dispositions_with_intervals",
     "hedged_condition",
@@ -200,3 +202,43 @@ def run_head_screen(
     fr = layers_from_features(data["fresh"].features, n_layers=n_layers)
     return head_probes(tr, y, fresh=fr, fresh_labels=yf, C=float(C or 1.0), folds=cfg.folds,
                        seed=seed, n_boot=cfg.depth_n_boot, n_null=cfg.head_n_null)  # fmt: skip
+
+
+def run_deciding(
+    probe: ProbeConfig,
+    controls: ControlsConfig,
+    model: ModelConfig,
+    ctx: StageContext,
+    *,
+    data: Mapping[str, SplitData],
+    labels: Mapping[str, SplitLabels],
+    hedged: tuple[Mapping[str, SplitData], Mapping[str, SplitLabels]],
+    fals: Falsification,
+    n_layers: int,
+    seed: int,
+    stage: Callable[[str], AbstractContextManager[None]],
+    cache: dict[str, str],
+    skipped: dict[str, str],
+) -> tuple[Deciding, dict[str, Any]]:
+    """Every axis and control through the steps, the 2x2s, the head screen; and the decision."""
+    from workbench.study.decision import decide
+
+    h_data, h_labels = hedged
+    d = Deciding(hedged_labels=dict(h_labels))
+    with stage("axes and confounds"):
+        d.axes["correct"] = correct_axis(fals, data, labels, probe, seed=seed)
+        if h_data:
+            d.axes["asserts"] = asserts_axis(h_data, h_labels, probe, seed=seed)
+    with stage("controls"):
+        d.controls = run_controls(controls, probe, ctx, model=model, data=data,
+                                  labels=labels, seed=seed, cache=cache)  # fmt: skip
+    with stage("head screen"):
+        d.head_screen = run_head_screen(probe, data, labels, n_layers, fals.C, seed=seed,
+                                        skipped=skipped)  # fmt: skip
+    d.conditions["plain"] = dispositions_with_intervals(labels, n_boot=probe.n_boot, seed=seed)
+    if h_labels:
+        d.conditions["hedged"] = dispositions_with_intervals(h_labels, n_boot=probe.n_boot,
+                                                             seed=seed)  # fmt: skip
+    tables = {"correct": d.conditions["plain"].get("fresh"),
+              "asserts": d.conditions.get("hedged", {}).get("fresh")}  # fmt: skip
+    return d, decide(d.axes, d.controls, tables)

@@ -29,8 +29,8 @@ from probes.depth import DepthCurve, depth_curve
 from workbench.core.files import make_owned_dir
 from workbench.core.progress import console
 from workbench.labels.domains import check_item, make_split
-from workbench.study.cache import Stage, check_run_dir, stage_dirs, stage_key
-from workbench.study.collect import H_LAST, SplitData, collect_split, format_items
+from workbench.study.cache import Stage, check_run_dir, stage_dirs
+from workbench.study.collect import H_LAST, SplitData, collect_split
 from workbench.study.config import (
     SPLIT_NAMES,
     CaptureConfig,
@@ -39,21 +39,10 @@ from workbench.study.config import (
     SidecarConfig,
     StudyConfig,
     TemperingConfig,
-    TracesConfig,
-    chat_flag,
     load_config,
 )
 from workbench.study.context import StageContext
-from workbench.study.deciding import (
-    Deciding,
-    asserts_axis,
-    correct_axis,
-    dispositions_with_intervals,
-    hedged_condition,
-    run_controls,
-    run_head_screen,
-)
-from workbench.study.decision import decide
+from workbench.study.deciding import hedged_condition, run_deciding
 from workbench.study.falsification import Falsification, dispositions_json, run_falsification
 from workbench.study.gating import gate_split
 from workbench.study.heads import AttributionOutcome, run_attribution, run_tempering
@@ -61,7 +50,7 @@ from workbench.study.labels import Checker, SplitLabels, label_split
 from workbench.study.models import ModelPool
 from workbench.study.result import StudyResult
 from workbench.study.second import SecondSplit, collect_second
-from workbench.study.traces import TokenTrace, load_traces, pick_examples, save_traces, trace_tokens
+from workbench.study.traces import study_traces
 
 __all__ = ["StudyResult", "auto_threads", "run_study"]
 
@@ -183,34 +172,12 @@ def run_study(
             with clock.stage("depth curve"):
                 depth = _depth(config.capture, config.probe, seed, data, labels, fals, ctx, skipped)
             n_layers = data["train"].n_layers
-            deciding = Deciding(hedged_labels=hedged_labels)
             say("[bold]deciding[/]: confounds per axis, controls, head screen")
-            with clock.stage("axes and confounds"):
-                deciding.axes["correct"] = correct_axis(fals, data, labels, config.probe, seed=seed)
-                if hedged_data:
-                    deciding.axes["asserts"] = asserts_axis(
-                        hedged_data, hedged_labels, config.probe, seed=seed
-                    )
-            with clock.stage("controls"):
-                deciding.controls = run_controls(
-                    config.controls, config.probe, ctx, model=config.model, data=data,
-                    labels=labels, seed=seed, cache=cache,
-                )  # fmt: skip
-            with clock.stage("head screen"):
-                deciding.head_screen = run_head_screen(
-                    config.probe, data, labels, n_layers, fals.C, seed=seed, skipped=skipped
-                )
-            n_boot = config.probe.n_boot
-            deciding.conditions["plain"] = dispositions_with_intervals(
-                labels, n_boot=n_boot, seed=seed
-            )
-            if hedged_labels:
-                deciding.conditions["hedged"] = dispositions_with_intervals(
-                    hedged_labels, n_boot=n_boot, seed=seed
-                )
-            tables = {"correct": deciding.conditions["plain"].get("fresh"),
-                      "asserts": deciding.conditions.get("hedged", {}).get("fresh")}  # fmt: skip
-            decision = decide(deciding.axes, deciding.controls, tables)
+            deciding, decision = run_deciding(
+                config.probe, config.controls, config.model, ctx, data=data, labels=labels,
+                hedged=(hedged_data, hedged_labels), fals=fals, n_layers=n_layers, seed=seed,
+                stage=clock.stage, cache=cache, skipped=skipped,
+            )  # fmt: skip
         split = config.attribution.split
         attribution = run_attribution(
             data[split], labels[split], config.attribution, n_layers, seed=seed
@@ -220,7 +187,7 @@ def run_study(
         )
         sidecar = _sidecar(config.sidecar, data, labels, fals, skipped)
         with clock.stage("token traces"):
-            traces, head = _traces(
+            traces, head = study_traces(
                 config.traces, config.model, data, labels, attribution, ctx, cache
             )
     clock.seconds["total"] = time.perf_counter() - start
@@ -368,41 +335,6 @@ def _sidecar(
         cfg.hedge_prefix,
         ids=[it.id for it in d.items],
     )
-
-
-def _traces(
-    cfg: TracesConfig,
-    model: ModelConfig,
-    data: dict[str, SplitData],
-    labels: dict[str, SplitLabels],
-    attribution: AttributionOutcome,
-    ctx: StageContext,
-    cache: dict[str, str],
-) -> tuple[list[TokenTrace], tuple[int, int] | None]:
-    head = attribution.heads[0] if attribution.heads else None
-    if cfg.split not in data or cfg.n_examples < 1:
-        return [], head
-    d = data[cfg.split]
-    picks = pick_examples(labels[cfg.split].rows, cfg.n_examples)
-    stage = Stage(ctx.out / "traces", stage_key("traces/1", d.key, picks))
-    reused = ctx.use_cache and stage.valid
-    if not reused:
-        lm = ctx.models.get(model.name)
-        by_id = {g.id: g for g in d.generations}
-        items = {it.id: it for it in format_items(d.items, model.prompt_template)}
-        traces = trace_tokens(
-            lm,
-            [items[i].prompt for i, _ in picks],
-            [by_id[i].token_ids for i, _ in picks],
-            [i for i, _ in picks],
-            [k for _, k in picks],
-            chat_template=chat_flag(model.chat_template),
-            progress=ctx.progress,
-        )
-        save_traces(stage.begin(), traces)
-        stage.commit({"examples": [list(p) for p in picks]})
-    cache["traces"] = "reused" if reused else "computed"
-    return load_traces(stage.path), head
 
 
 def _models(out: Path, models: ModelPool) -> dict[str, Any]:
