@@ -83,5 +83,7 @@ def head_screen_plain(screen: HeadProbes | None, reason: str | None) -> str:
     return (
         f"A probe per head (o_proj input, correct on train -> fresh): the best is "
         f"L{best.layer}.H{best.head} with fresh AUC {best.auc:.3f}{adj}{chance}. {n_sig} of "
-        f"{len(screen.probes)} heads have an adjusted p below 0.05."
+        f"{len(screen.probes)} heads have an adjusted p below 0.05. The screen asks about "
+        "correctness alone, not beyond the named confounds: a head that reads response length "
+        "passes it too."
     )

@@ -100,11 +100,14 @@ def overall_plain(
         if sixth.verdict != "not run":
             head += f" Step 6, as context: {sixth.summary}"
         return head
-    missing = [s.title.lower() for s in five if s.verdict == "not run"]
+    missing = [s for s in five if s.verdict == "not run"]
+    ran = [str(s.step) for s in five if s.verdict == "pass"]
     lead = (
         "All five steps pass"
         if not missing
-        else "Every step that ran passed, but " + ", ".join(missing) + " did not run"
+        else f"Steps {', '.join(ran)} pass ("
+        + ", ".join(f"step {s.step}, {s.title.lower()}, did not run" for s in missing)
+        + ")"
     )
     if sixth.verdict == "survives":
         return (
