@@ -67,6 +67,11 @@ def _confound_clause(step: ConfoundStep | None, where: str) -> tuple[str, dict[s
               f"(likelihood-ratio {_p(inc.p_value)}){strata}")  # fmt: skip
     if step.verdict == "survives":
         return f"it survives the named confounds on {where} ({detail})", nums
+    joint = next((x for x in step.results if x.kind == "all"), None)
+    if joint is not None and joint.verdict == "survives" and joint.incremental is not None:
+        j = joint.incremental
+        detail += (f"; against all of them together it would survive (ΔAUC {j.delta:+.3f} "
+                   f"[{j.delta_lo:+.3f}, {j.delta_hi:+.3f}]), but the rule needs every one")  # fmt: skip
     return f"on {where} it is {step.verdict} ({detail})", nums
 
 
