@@ -208,7 +208,7 @@ def render_html(
         f"pipeline {_badge(str(report['verdict']))} {_confound_badge(report)}",
         _plain(p.get("overall")),
     ]
-    nav = [("steps", "Five steps"), ("setup", "Setup"), ("truncation", "Truncation"),
+    nav = [("steps", "Six steps"), ("setup", "Setup"), ("truncation", "Truncation"),
            ("falsification", "Falsification"), ("confounds", "Confounds"), ("depth", "Depth"),
            ("dispositions", "Dispositions"), ("deciding", "Axes and controls"),
            ("attribution", "Heads"),
@@ -216,7 +216,7 @@ def render_html(
            ("run", "Run")]  # fmt: skip
     parts.append("<nav>" + "".join(f'<a href="#{i}">{t}</a>' for i, t in nav) + "</nav>")
     if report.get("steps"):
-        parts.append(section("steps", "The five steps", _steps_table(report)))
+        parts.append(section("steps", "The six steps", _steps_table(report)))
         parts.append(section("setup", "Setup: model, items, labels", _setup(report)))
         parts.append(section("truncation", "Generation and the truncation artifact",
                              _plain(p.get("truncation")) + _truncation(report) + fig("truncation")))  # fmt: skip
