@@ -27,7 +27,7 @@ REPORT_KEYS = {
     "schema", "title", "created", "workbench_version", "run_dir", "config", "models", "items",
     "labels", "truncation", "verdict", "steps", "falsification", "depth_curve", "dispositions",
     "attribution", "tempering", "sidecar", "traces", "plain", "confounds", "skipped", "figures", "cache",
-    "decision", "deciding",
+    "decision", "deciding", "causal",
     "timings", "environment", "files",
 }  # fmt: skip
 FIGURES = {

@@ -196,4 +196,4 @@ def stage_dirs(config: StudyConfig, out: Path) -> list[Path]:
         dirs += [out / "conditions" / "hedged" / s / sub for s in hedged for sub in ("short", "")]
     if config.controls.positive:
         dirs.append(out / "controls" / "positive")
-    return dirs + [out / "sweep", out / "traces"]
+    return dirs + [out / "sweep", out / "traces", out / "causal"]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.errors import WorkbenchError
-from workbench.study.sections import ControlsConfig, HedgedConfig, check_n_null
+from workbench.study.sections import CausalConfig, ControlsConfig, HedgedConfig, check_n_null
 
 try:  # Python 3.11+
     import tomllib
@@ -329,6 +329,7 @@ _SECTIONS: dict[str, type] = {
     "traces": TracesConfig,
     "hedged": HedgedConfig,
     "controls": ControlsConfig,
+    "causal": CausalConfig,
 }
 
 
@@ -379,6 +380,7 @@ class StudyConfig:
     traces: TracesConfig = field(default_factory=TracesConfig)
     hedged: HedgedConfig = field(default_factory=HedgedConfig)
     controls: ControlsConfig = field(default_factory=ControlsConfig)
+    causal: CausalConfig = field(default_factory=CausalConfig)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StudyConfig:

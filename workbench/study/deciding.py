@@ -219,10 +219,9 @@ def run_deciding(
     stage: Callable[[str], AbstractContextManager[None]],
     cache: dict[str, str],
     skipped: dict[str, str],
-) -> tuple[Deciding, dict[str, Any]]:
-    """Every axis and control through the steps, the 2x2s, the head screen; and the decision."""
-    from workbench.study.decision import decide
-
+) -> tuple[Deciding, dict[str, DispositionSummary | None]]:
+    """Every axis and control through the steps, the 2x2s, the head screen; and each axis's
+    2x2 (the decision's closing numbers)."""
     h_data, h_labels = hedged
     d = Deciding(hedged_labels=dict(h_labels))
     with stage("axes and confounds"):
@@ -241,4 +240,4 @@ def run_deciding(
                                                              seed=seed)  # fmt: skip
     tables = {"correct": d.conditions["plain"].get("fresh"),
               "asserts": d.conditions.get("hedged", {}).get("fresh")}  # fmt: skip
-    return d, decide(d.axes, d.controls, tables)
+    return d, tables

@@ -76,7 +76,11 @@ def _confound_clause(step: ConfoundStep | None, where: str) -> tuple[str, dict[s
 
 
 def axis_decision(
-    run: AxisRun, table: DispositionSummary | None, *, hatch: str = ""
+    run: AxisRun,
+    table: DispositionSummary | None,
+    *,
+    hatch: str = "",
+    causal: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The decision entry of one axis: ``statement``, ``verdicts``, ``numbers``."""
     what = _WHAT.get(run.axis, run.axis)
@@ -86,8 +90,14 @@ def axis_decision(
     numbers: dict[str, Any] = {}
     cond = _CONDITION.get(run.condition, f"on the {run.condition} condition")
     tail = f" {table.sentence()[0].upper()}{table.sentence()[1:]}" if table is not None else ""
-    causal = (" No causal test ran, so whether an intervention on it moves the behaviour is "
-              "untested.")  # fmt: skip
+    causal_text = (" No causal test ran, so whether an intervention on it moves the behaviour "
+                   "is untested.")  # fmt: skip
+    direction = None if causal is None else causal.get("direction")
+    if causal is not None and direction is not None:
+        verdicts["causal"] = direction["verdict"].split(":")[0]
+        causal_text = (f" Causal test of the probe direction at {causal['site']} (target: "
+                       f"{direction['target'].get('name')}, teacher-forced; "
+                       f"{direction['n_random']} random directions): {direction['verdict']}.")  # fmt: skip
     if run.report is None or run.main is None:
         verdicts["outcome"] = "untestable"
         text = f"{what.capitalize()} {cond} is untestable: {run.skipped}."
@@ -106,7 +116,9 @@ def axis_decision(
         verdicts["outcome"] = "no read-out"
         where = "within the training distribution" if not reads["cv"] else "on a fresh set"
         text = (f"No: a linear probe on h_last {cond} does not read {what} {where} ({read}); "
-                "there is nothing for the confound or causal steps to decide.")  # fmt: skip
+                "there is nothing for the confound step to decide.")  # fmt: skip
+        if direction is not None:
+            text += causal_text
         return {"statement": hatch + text + tail, "verdicts": verdicts, "numbers": numbers}
     clause, nums = _confound_clause(run.report.confounds, "the fresh set")
     numbers["confounds_fresh"] = nums
@@ -119,7 +131,7 @@ def axis_decision(
     verdicts["outcome"] = "read-out beyond confounds" if survives else "explained by a confound"
     lead = "Yes, as a read-out" if survives else "Not beyond a confound"
     text = (f"{lead}: a linear probe on h_last {cond} reads {what} ({read}), and {clause}"
-            + ("; " + "; ".join(extra) if extra else "") + "." + causal)  # fmt: skip
+            + ("; " + "; ".join(extra) if extra else "") + "." + causal_text)  # fmt: skip
     return {"statement": hatch + text + tail, "verdicts": verdicts, "numbers": numbers}
 
 
@@ -146,6 +158,8 @@ def decide(
     axes: Mapping[str, AxisRun],
     controls: Mapping[str, AxisRun],
     tables: Mapping[str, DispositionSummary | None],
+    *,
+    causal: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``report.json``'s ``decision``: per axis, and the controls' outcomes."""
     outcomes = {k: control_outcome(r, k) for k, r in controls.items()}
@@ -154,7 +168,10 @@ def decide(
     if warnings:
         hatch = ("The decision cannot be trusted: " + "; ".join(warnings)
                  + ". Read what follows as the machinery's output only. ")  # fmt: skip
-    entries = {k: axis_decision(r, tables.get(k), hatch=hatch) for k, r in axes.items()}
+    entries = {
+        k: axis_decision(r, tables.get(k), hatch=hatch, causal=causal if k == "correct" else None)
+        for k, r in axes.items()
+    }
     for e in entries.values():
         e["trusted"] = not warnings
     return {

@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench import __version__
 from workbench.core.store import atomic_write_bytes, atomic_write_json
+from workbench.study.causal import causal_plain
 from workbench.study.collect import write_jsonl
 from workbench.study.deciding_text import (
     axis_plain,
@@ -149,6 +150,7 @@ def _deciding_plain(result: StudyResult) -> dict[str, str]:
         "axes_decided": " ".join(axis_plain(r) for r in d.axes.values()),
         "controls": controls_plain(result.decision or {}, d.controls),
         "head_screen": head_screen_plain(d.head_screen, result.skipped.get("head_screen")),
+        "causal": causal_plain(result.causal, result.skipped.get("causal")),
     }
 
 
@@ -233,6 +235,7 @@ def build_report(
         "plain": plain,
         "decision": result.decision,
         "deciding": None if result.deciding is None else result.deciding.to_json(),
+        "causal": result.causal,
         "skipped": skipped,
         "figures": figures,
         "cache": result.cache,
@@ -264,7 +267,8 @@ def markdown_summary(report: dict[str, Any]) -> str:
     plain = report["plain"]
     lines += ["", f"Confounds (context): {plain['confounds']}", ""]
     for key, title in (("conditions", "Conditions (2x2)"), ("controls", "Controls"),
-                       ("head_screen", "Head screen"), ("depth_curve", "Depth curve")):  # fmt: skip
+                       ("head_screen", "Head screen"), ("depth_curve", "Depth curve"),
+                       ("causal", "Causal step")):  # fmt: skip
         if key in plain:
             lines += [f"{title}: {plain[key]}", ""]
     lines += [f"Harder fresh set: {report['plain']['fresh_hard']}", ""]

@@ -48,3 +48,4 @@ class StudyResult:
     report_path: Path | None = None
     deciding: Deciding | None = None
     decision: dict[str, Any] | None = None
+    causal: dict[str, Any] | None = None

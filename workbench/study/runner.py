@@ -30,6 +30,7 @@ from workbench.core.files import make_owned_dir
 from workbench.core.progress import console
 from workbench.labels.domains import check_item, make_split
 from workbench.study.cache import Stage, check_run_dir, stage_dirs
+from workbench.study.causal import run_causal
 from workbench.study.collect import H_LAST, SplitData, collect_split
 from workbench.study.config import (
     SPLIT_NAMES,
@@ -43,6 +44,7 @@ from workbench.study.config import (
 )
 from workbench.study.context import StageContext
 from workbench.study.deciding import hedged_condition, run_deciding
+from workbench.study.decision import decide
 from workbench.study.falsification import Falsification, dispositions_json, run_falsification
 from workbench.study.gating import gate_split
 from workbench.study.heads import AttributionOutcome, run_attribution, run_tempering
@@ -173,7 +175,7 @@ def run_study(
                 depth = _depth(config.capture, config.probe, seed, data, labels, fals, ctx, skipped)
             n_layers = data["train"].n_layers
             say("[bold]deciding[/]: confounds per axis, controls, head screen")
-            deciding, decision = run_deciding(
+            deciding, tables = run_deciding(
                 config.probe, config.controls, config.model, ctx, data=data, labels=labels,
                 hedged=(hedged_data, hedged_labels), fals=fals, n_layers=n_layers, seed=seed,
                 stage=clock.stage, cache=cache, skipped=skipped,
@@ -185,6 +187,13 @@ def run_study(
         sweep = _sweep(
             config.tempering, config.model, data, attribution, ctx, clock, skipped, cache
         )
+        with clock.stage("causal step"):
+            causal = run_causal(
+                config.causal, config.model, ctx, train=data["train"], train_labels=labels["train"],
+                fresh=data["fresh"], heads=attribution.heads, C=fals.C, cache=cache,
+                skipped=skipped,
+            )  # fmt: skip
+        decision = decide(deciding.axes, deciding.controls, tables, causal=causal)
         sidecar = _sidecar(config.sidecar, data, labels, fals, skipped)
         with clock.stage("token traces"):
             traces, head = study_traces(
@@ -196,7 +205,7 @@ def run_study(
         confounds=confounds,
         depth=depth, dispositions=dispositions_json(labels), attribution=attribution,
         sweep=sweep, sidecar=sidecar, traces=traces, trace_head=head, skipped=skipped,
-        deciding=deciding, decision=decision,
+        deciding=deciding, decision=decision, causal=causal,
         cache=cache, models=_models(out, models), seconds=clock.seconds, n_layers=n_layers,
         threads=config.run.threads or auto_threads(),
     )  # fmt: skip

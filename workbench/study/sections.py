@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from workbench.core.errors import WorkbenchError
 
-__all__ = ["MIN_NULL", "ControlsConfig", "HedgedConfig", "check_n_null"]
+__all__ = ["MIN_NULL", "CausalConfig", "ControlsConfig", "HedgedConfig", "check_n_null"]
 
 MIN_NULL = 19
 """Fewest shuffles of a family-wise null: the smallest adjusted p is 1 / (1 + n)."""
@@ -82,3 +82,33 @@ class ControlsConfig:
     def __post_init__(self) -> None:
         if self.seed < 0:
             raise _fail("controls", f"seed = {self.seed}: use a non-negative integer")
+
+
+@dataclass(frozen=True)
+class CausalConfig:
+    """``[causal]``: the causal step (needs issue 14's ``interventions.causal_test``).
+
+    Off by default: its cost on the demo is not measured yet. ``layer`` -1 is the
+    last decoder layer; ``n_random`` random directions (and head draws) are the
+    controls, at least 19 so that p can reach 0.05.
+    """
+
+    enabled: bool = False
+    n_items: int = 8
+    n_random: int = 20
+    alpha: float = 2.0
+    positions: str = "last"
+    layer: int = -1
+    max_new_tokens: int = 16
+
+    def __post_init__(self) -> None:
+        if self.n_random < MIN_NULL:
+            raise _fail("causal", f"n_random = {self.n_random}: use at least {MIN_NULL}")
+        if self.n_items < 1 or self.max_new_tokens < 1:
+            raise _fail("causal", "n_items and max_new_tokens must be >= 1")
+        if not self.alpha > 0:
+            raise _fail("causal", f"alpha = {self.alpha}: use a positive step, e.g. 2.0")
+        if self.positions not in ("last", "all", "prompt", "response"):
+            raise _fail(
+                "causal", f"positions = {self.positions!r}: use last, all, prompt or response"
+            )
