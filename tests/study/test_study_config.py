@@ -53,6 +53,13 @@ def test_partial_config_keeps_other_defaults(tmp_path: Path):
         ({"second_model": {"max_new_tokens": 0}}, "config [second_model]"),
         ({"model": {"prompt_template": "Q:"}}, "must contain {prompt}"),
         ({"attribution": {"cohort_a": "xx"}}, "cohort 'xx'"),
+        ({"probe": {"depth_n_null": 10}}, "config [probe]: depth_n_null = 10: use 0"),
+        ({"probe": {"head_n_null": 5}}, "head_n_null = 5"),
+        ({"attribution": {"n_null": 3}}, "config [attribution]: n_null = 3"),
+        ({"hedged": {"instruction": " "}}, "config [hedged]: instruction is empty"),
+        ({"hedged": {"splits": ["train"]}}, "include train and fresh"),
+        ({"hedged": {"splits": ["train", "fresh", "x"]}}, "splits has 'x'"),
+        ({"controls": {"seed": -1}}, "config [controls]: seed = -1"),
     ],
 )
 def test_bad_config_names_the_key_and_the_fix(data, needle):

@@ -27,6 +27,7 @@ REPORT_KEYS = {
     "schema", "title", "created", "workbench_version", "run_dir", "config", "models", "items",
     "labels", "truncation", "verdict", "steps", "falsification", "depth_curve", "dispositions",
     "attribution", "tempering", "sidecar", "traces", "plain", "confounds", "skipped", "figures", "cache",
+    "decision", "deciding", "causal",
     "timings", "environment", "files",
 }  # fmt: skip
 FIGURES = {
@@ -34,6 +35,9 @@ FIGURES = {
     "auc_collapse", "roc", "axes", "pca", "probe_disposition", "confounds", "depth_curve",
     "attribution",
     "sweep", "sidecar_baseline", "sidecar_gated", "trace_0", "trace_1", "trace_2",
+    "confound_step", "confound_step_correct_fresh_hard", "confound_step_negative",
+    "confound_step_negative_fresh_hard", "confound_step_positive", "decision_axes",
+    "disposition_hedged_train", "disposition_hedged_fresh",
 }  # fmt: skip
 
 
@@ -84,11 +88,38 @@ def test_report_has_every_key_and_figure(study):
     report = json.loads((out / "report.json").read_text())
     assert set(report) == REPORT_KEYS and report["schema"] == SCHEMA
     assert set(report["figures"]) == FIGURES
-    assert [s["name"] for s in report["steps"]] == ["cv", "fresh", "axes", "layers", "second_model"]
-    assert all(s["verdict"] in ("pass", "fail", "not run") and s["plain"] for s in report["steps"])
+    assert [s["name"] for s in report["steps"]] == [
+        "cv", "fresh", "axes", "layers", "second_model", "confounds"
+    ]  # fmt: skip
+    five, sixth = report["steps"][:5], report["steps"][5]
+    assert all(s["verdict"] in ("pass", "fail", "not run") and s["plain"] for s in five)
+    assert sixth["plain"] and (
+        sixth["verdict"] in ("survives", "not run", "degenerate confound")
+        or sixth["verdict"].startswith("explained by ")
+    )
     for key in ("overall", "truncation", "step1", "step5", "fresh_hard", "depth_curve", "confounds",
                 "dispositions", "attribution", "tempering", "sidecar"):  # fmt: skip
         assert report["plain"][key], key
+    decision = report["decision"]
+    for axis in ("correct", "asserts"):
+        entry = decision[axis]
+        assert entry["statement"] and set(entry) == {"statement", "verdicts", "numbers", "trusted"}
+        assert entry["verdicts"]["causal"] == "not run"
+    main = result.falsification.report.trial("main").best
+    assert decision["correct"]["numbers"]["cv_auc"] == main.cv.auc.auc
+    assert f"CV AUC {main.cv.auc.auc:.3f}" in decision["correct"]["statement"]
+    assert set(decision["controls"]) == {"positive", "negative"}
+    # a random-init model represents nothing: the positive control fails, and the report says so
+    assert decision["controls"]["positive"]["as_expected"] is False and not decision["trusted"]
+    assert decision["correct"]["statement"].startswith("The decision cannot be trusted")
+    summary = (out / "summary.md").read_text().splitlines()
+    assert summary[2] == f"**correct:** {decision['correct']['statement']}"
+    deciding = report["deciding"]
+    assert set(deciding["conditions"]) == {"plain", "hedged"}
+    assert "asymmetry_lo" in deciding["conditions"]["hedged"]["fresh"]
+    assert deciding["head_screen"]["familywise"]["n_perm"] == 200
+    assert report["depth_curve"]["familywise"]["fresh"]["n_perm"] == 200
+    assert report["steps"][5]["verdict"] != "not run"  # step 6 ran with the named confounds
     assert report["labels"]["lexicon"]["agreement"]["n"] == 93
     assert "i think" in report["labels"]["lexicon"]["hedge_phrases"]
     assert set(report["truncation"]["per_split"]) == {"train", "fresh", "fresh_hard"}
@@ -115,13 +146,15 @@ def test_report_has_every_key_and_figure(study):
 def test_html_is_self_contained_with_every_figure(study):
     _, out, _ = study
     html = (out / "report.html").read_text()
+    first = html.index('id="decision"')
+    assert first < html.index("<nav>") and first < html.index('class="plain"')
     for name in FIGURES:
         assert f'id="fig-{name}"' in html, name
     assert html.count("Copyright (c) Plotly") <= 1 and "plotly.js" in html.lower()
     assert "<script src=" not in html  # nothing fetched from the network
     assert "plotly_click" in html and 'id="head-details"' in html
     for verdict in re.findall(r"badge badge-([a-z-]+)", html):
-        assert verdict in ("pass", "fail", "not-run", "incomplete")
+        assert verdict in ("pass", "fail", "not-run", "incomplete"), verdict
 
 
 def test_rerun_reuses_caches_and_recomputes_only_what_changed(study, tiny_dir, gemma_dir):

@@ -125,7 +125,7 @@ def _rows(correct, lengths, families):
     )  # fmt: skip
 
 
-def test_confound_check_flags_a_probe_that_length_already_explains():
+def test_confound_check_is_context_and_step_6_decides():
     from probes.baselines import confound_check
     from workbench.study.verdicts import confound_plain, overall_plain
 
@@ -139,7 +139,8 @@ def test_confound_check_flags_a_probe_that_length_already_explains():
     check = confound_check(train, {"fresh": (fresh, weak)}, n_boot=0)
     assert check.best_baseline("fresh")[0] == "response length (tokens)"
     assert check.beats_baselines("fresh") is False
-    assert "may be reading that" in confound_plain(check)
+    assert "best one-feature baseline response length (tokens) 1.000" in confound_plain(check)
+    assert "the verdict on confounds is step 6" in confound_plain(check)
     perfect = check.probe["fresh"]
     assert perfect is not None and set(check.within["fresh"]) == {
         "family = arithmetic", "family = capitals", "not truncated",
@@ -152,12 +153,27 @@ def test_confound_check_flags_a_probe_that_length_already_explains():
     )  # fmt: skip
     assert check2.beats_baselines("fresh") is True
     assert "task family" not in check2.baselines["fresh"]  # one family: no family baseline
-    assert "All five steps pass" in overall_plain(_PassingReport(), {}, check)
+    explained = _Report("explained by response length (tokens)")
+    text = overall_plain(explained, {}, check)  # type: ignore[arg-type]
+    assert text.startswith("All five steps pass, but step 6 decides against it")
+    assert "explained by response length (tokens)" in text
+    assert "beyond response length" in overall_plain(_Report("survives"), {}, check)  # type: ignore[arg-type]
 
 
-class _PassingReport:
-    verdict = "pass"
-    steps = ()
+class _Report:
+    """Five passing steps and a step 6 with the given verdict."""
+
+    def __init__(self, sixth: str) -> None:
+        from probes import StepResult
+
+        names = ("cv", "fresh", "axes", "layers", "second_model", "confounds")
+        self.steps = tuple(
+            StepResult(i + 1, n, n, "pass" if i < 5 else sixth, "", "numbers")
+            for i, n in enumerate(names)
+        )
+
+    def step(self, name: str):
+        return next(s for s in self.steps if s.name == name)
 
 
 def test_auto_threads_leaves_a_core_free():

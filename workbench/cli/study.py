@@ -39,15 +39,10 @@ def _run(config_path: Path | None, out: Path, threads: int, no_cache: bool, prog
         print(f"  step {s.step} {s.title}: {s.verdict}")
     if report is None:
         print(f"  {result.falsification.skipped.get('main', '')}")
-    check = result.confounds
-    best = None if check is None else check.best_baseline("fresh")
-    probe = None if check is None else check.probe["fresh"]
-    if check is not None and best is not None and probe is not None:
-        word = "beats" if check.beats_baselines("fresh") else "does NOT beat"
-        print(
-            f"confound check: the probe (fresh AUC {probe.auc:.3f}) {word} the best trivial "
-            f"baseline, {best[0]} ({best[1].auc:.3f})"
-        )
+    for axis in ("correct", "asserts"):
+        entry = (result.decision or {}).get(axis)
+        if entry:
+            print(f"decision ({axis}): {entry['statement']}")
     say(f"total {result.seconds.get('total', 0.0):.0f} s")
     print(f"report: {result.report_path}")
 

@@ -181,7 +181,7 @@ def check_run_dir(out: Path, stages: Iterable[Path]) -> None:
                 f"{clash[0]} exists in {out}, which is not a run directory the workbench wrote: "
                 "move it away or choose another --out; nothing was deleted"
             )
-    for sub in ("labels", "splits", "second"):
+    for sub in ("labels", "splits", "second", "conditions", "controls"):
         if (out / sub).exists() and not (out / sub).is_dir():
             raise WorkbenchError(f"{out / sub} is a file: move it away or choose another --out")
 
@@ -192,8 +192,13 @@ def stage_dirs(config: StudyConfig, out: Path) -> list[Path]:
     dirs = [out / "splits" / s / sub for s in splits for sub in ("short", "")]
     if config.second_model.enabled:
         dirs += [out / "second" / s for s in ("train", "fresh")]
+    if config.hedged.enabled:
+        hedged = [s for s in config.hedged.splits if config.items.count(s) > 0]
+        dirs += [out / "conditions" / "hedged" / s / sub for s in hedged for sub in ("short", "")]
+    if config.controls.positive:
+        dirs.append(out / "controls" / "positive")
     if config.tempering.enabled:
         dirs.append(out / "sweep")
     if config.traces.n_examples > 0:
         dirs.append(out / "traces")
-    return dirs
+    return dirs + [out / "causal"]

@@ -179,16 +179,21 @@ def collect_split(
     model: ModelConfig,
     generation: GenerationConfig,
     capture: CaptureConfig,
+    root: str = "splits",
+    condition: Mapping[str, Any] | None = None,
+    only_h_last: bool = False,
 ) -> SplitData | None:
     """Answer and capture one split (or reuse the cached result); derive the short cap.
 
-    Under a launch of several processes (``ctx.processes``) the answers are dealt in
-    shards over them; the main process writes the stage and returns the split, the
-    others return ``None``.
+    ``root`` is the stage folder's parent; ``condition`` (a config section as
+    JSON) marks a second condition whose items' prompts it changed, and joins
+    the key; ``only_h_last`` captures ``h_last`` alone (cheaper). Under a launch of
+    several processes (``ctx.processes``) the answers are dealt in shards over them;
+    the main process writes the stage and returns the split, the others return ``None``.
     """
     cfg, gen, models, progress = model, generation, ctx.models, ctx.progress
     procs, out = ctx.processes, ctx.out
-    key = stage_key(
+    parts: list[Any] = [
         "collect/1",
         model_identity(cfg.name),
         section_json(model),
@@ -196,8 +201,11 @@ def collect_split(
         gen.max_new_tokens,
         section_json(capture),
         name,
-    )
-    stage = Stage(ctx.out / "splits" / name, key)
+    ]
+    if condition is not None or only_h_last:  # the plain condition's key is unchanged
+        parts += [dict(condition or {}), only_h_last]
+    key = stage_key(*parts)
+    stage = Stage(ctx.out / root / name, key)
     use_cache = ctx.use_cache
     reused = use_cache and stage.valid
     if reused and not procs.is_main:
@@ -211,7 +219,12 @@ def collect_split(
             pooled_last_n=capture.pooled_last_n,
             depth_curve=capture.depth_curve,
         )
+        if only_h_last:
+            sites = [H_LAST]
         formatted = format_items(items, cfg.prompt_template)
+        parts_path = parts_dir(
+            out, name if root == "splits" else f"{root.replace('/', '-')}-{name}"
+        )
         decoding: dict[str, Any] = {"max_new_tokens": gen.max_new_tokens,
                     "batch_size": cfg.batch_size, "chat_template": chat_flag(cfg.chat_template)}  # fmt: skip
         if procs.world_size == 1:
@@ -220,7 +233,7 @@ def collect_split(
             )
         else:
             dealt = generate_parts(
-                lm, formatted, parts_dir(out, name), processes=procs, capture=sites,
+                lm, formatted, parts_path, processes=procs, capture=sites,
                 shard_size=max(1, min(cfg.batch_size, -(-len(items) // procs.world_size))),
                 progress=progress and procs.is_main, **decoding,
             )  # fmt: skip
@@ -242,7 +255,10 @@ def collect_split(
         stage, generations, gen.short_max_new_tokens, models, cfg.name, use_cache
     )
     if procs.world_size > 1 and not reused:
-        shutil.rmtree(parts_dir(out, name), ignore_errors=True)
+        shutil.rmtree(
+            parts_dir(out, name if root == "splits" else f"{root.replace('/', '-')}-{name}"),
+            ignore_errors=True,
+        )
         procs.barrier()
     n_layers = int(stage.info()["model"]["n_layers"])
     return SplitData(name, tuple(items), generations, short, features, key, reused, n_layers)

@@ -24,6 +24,7 @@ from typing import Any
 
 from workbench.core.errors import WorkbenchError
 from workbench.model.options import LoadOptions
+from workbench.study.sections import CausalConfig, ControlsConfig, HedgedConfig, check_n_null
 
 try:  # Python 3.11+
     import tomllib
@@ -36,7 +37,9 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10 reads TOML with to
 __all__ = [
     "AttributionConfig",
     "CaptureConfig",
+    "ControlsConfig",
     "GenerationConfig",
+    "HedgedConfig",
     "ItemsConfig",
     "ModelConfig",
     "ProbeConfig",
@@ -201,6 +204,10 @@ class ProbeConfig:
     n_control: int = 5
     axes: tuple[str, ...] = ("correct", "asserts")
     depth_n_boot: int = 200
+    depth_n_null: int = 200
+    head_n_null: int = 200
+    confounds: bool = True
+    erase_confounds: bool = True
 
     def __post_init__(self) -> None:
         if not self.Cs or not all(math.isfinite(c) and c > 0 for c in self.Cs):
@@ -216,6 +223,8 @@ class ProbeConfig:
         bad = [a for a in self.axes if a not in AXES]
         if bad:
             raise _fail("probe", f"axes has {bad[0]!r}: use any of {', '.join(AXES)}")
+        check_n_null(self.depth_n_null, "probe", "depth_n_null")
+        check_n_null(self.head_n_null, "probe", "head_n_null")
 
 
 @dataclass(frozen=True)
@@ -257,6 +266,7 @@ class AttributionConfig:
     cohort_b: str = "cr"
     min_cohort: int = 5
     top_k: int = 3
+    n_null: int = 200
 
     def __post_init__(self) -> None:
         _check_split(self.split, "attribution")
@@ -265,6 +275,7 @@ class AttributionConfig:
                 raise _fail("attribution", f"cohort {c!r}: use cw, cr, hw, hr, right or wrong")
         if self.min_cohort < 2 or self.top_k < 1:
             raise _fail("attribution", "min_cohort must be >= 2 and top_k >= 1")
+        check_n_null(self.n_null, "attribution", "n_null")
 
 
 @dataclass(frozen=True)
@@ -345,6 +356,9 @@ _SECTIONS: dict[str, type] = {
     "tempering": TemperingConfig,
     "sidecar": SidecarConfig,
     "traces": TracesConfig,
+    "hedged": HedgedConfig,
+    "controls": ControlsConfig,
+    "causal": CausalConfig,
 }
 
 
@@ -393,6 +407,9 @@ class StudyConfig:
     tempering: TemperingConfig = field(default_factory=TemperingConfig)
     sidecar: SidecarConfig = field(default_factory=SidecarConfig)
     traces: TracesConfig = field(default_factory=TracesConfig)
+    hedged: HedgedConfig = field(default_factory=HedgedConfig)
+    controls: ControlsConfig = field(default_factory=ControlsConfig)
+    causal: CausalConfig = field(default_factory=CausalConfig)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StudyConfig:

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from probes import FalsificationReport, LinearProbe, diagnose, disposition_table, falsify
+from probes import Confound, FalsificationReport, LinearProbe, diagnose, disposition_table, falsify
 from probes.transfer import fit_and_score
 from workbench.study.collect import H_LAST, SplitData
 from workbench.study.config import ProbeConfig
+from workbench.study.confounds import study_confounds
 from workbench.study.labels import SplitLabels
 from workbench.study.second import SecondSplit
 
@@ -65,9 +66,11 @@ class Falsification:
     probe: LinearProbe | None = None
     C: float | None = None
     hard: Mapping[str, Any] = field(default_factory=dict)
+    dropped: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "confounds_left_out": dict(self.dropped),
             "verdict": None if self.report is None else self.report.verdict,
             "report": None if self.report is None else self.report.to_json(),
             "skipped": dict(self.skipped),
@@ -107,6 +110,10 @@ def run_falsification(
         else:
             axes[axis] = (a_tr, a_fr)
     pooled = f"mean_last_n({pooled_last_n})"
+    confounds: dict[str, Confound] = {}
+    dropped: dict[str, str] = {}
+    if cfg.confounds:
+        confounds, dropped = study_confounds(labels["train"].rows, labels["fresh"].rows)
     second_pair = second_labels = None
     if second is not None:
         s_tr, s_fr = second["train"], second["fresh"]
@@ -127,6 +134,8 @@ def run_falsification(
         layers=(train.site(pooled), fresh.site(pooled)),
         second_model=second_pair,
         second_model_labels=second_labels,
+        confounds=confounds or None,
+        erase_confounds=cfg.erase_confounds,
         Cs=cfg.Cs,
         folds=folds,
         seed=seed,
@@ -142,7 +151,7 @@ def run_falsification(
         hard = hard_transfer(
             report, data["train"], y_tr, data["fresh_hard"], labels, cfg, seed=seed
         )
-    return Falsification(report, skipped, probe, C, hard)
+    return Falsification(report, skipped, probe, C, hard, dropped)
 
 
 def hard_transfer(

@@ -11,6 +11,10 @@ name                        what it shows
 ``probe_disposition``       fresh: correct against "the probe asserts"
 ``pca``                     h_last, first two principal components
 ``confounds``               the probe against trivial baselines, and within groups
+``confound_step``           step 6 on the main fresh set (what the probe adds to confounds)
+``confound_step_<axis>...`` step 6 of another axis or control, or on a further set
+``decision_axes``           CV and fresh AUC of every axis and control
+``disposition_hedged_<s>``  the 2x2 on the hedge-licensing prompt
 ``depth_curve``             probe AUC by layer (CV and each fresh set)
 ``attribution``             layer x head Cohen d, clickable
 ``sweep``                   tempering: metric vs lambda, seeds as bands
@@ -29,17 +33,21 @@ from interventions import sidecar_figures, sweep_figure
 from probes import disposition_figure, report_figures
 from probes.baselines import ConfoundCheck
 from probes.disposition import DispositionTable
+from probes.metrics import AUCResult
 from workbench.study.activation_plots import (
     depth_figure,
     head_attribution_heatmap,
     token_trace_figure,
 )
+from workbench.study.axis import AxisRun
 from workbench.study.collect import H_LAST
+from workbench.study.deciding import Deciding
 
 if TYPE_CHECKING:
     from workbench.study.result import StudyResult
 
-__all__ = ["confound_figure", "study_figures", "truncation_figure"]
+__all__ = ["axes_figure", "confound_figure", "deciding_figures", "study_figures",
+           "truncation_figure"]  # fmt: skip
 
 
 def truncation_figure(per_split: dict[str, Any], short_cap: int, main_cap: int) -> go.Figure:
@@ -95,6 +103,53 @@ def confound_figure(check: ConfoundCheck) -> go.Figure:
     return fig
 
 
+def axes_figure(runs: dict[str, AxisRun]) -> go.Figure:
+    """CV and fresh AUC (with intervals) of every axis and control the decision rests on."""
+    fig = go.Figure()
+    names = [k for k, r in runs.items() if r.main is not None]
+    for which, color in (("CV", "#4C78A8"), ("fresh", "#F58518")):
+        res: list[AUCResult | None] = []
+        for k in names:
+            trial = runs[k].main
+            assert trial is not None
+            t = trial.best.transfer
+            res.append(trial.best.cv.auc if which == "CV" else None if t is None else t.auc)
+        fig.add_bar(
+            x=names, y=[None if r is None else r.auc for r in res], name=which, marker_color=color,
+            error_y={"type": "data", "symmetric": False,
+                     "array": [0 if r is None else r.hi - r.auc for r in res],
+                     "arrayminus": [0 if r is None else r.auc - r.lo for r in res]},
+        )  # fmt: skip
+    fig.add_hline(y=0.5, line_dash="dot", line_color="grey", annotation_text="chance 0.5")
+    fig.update_layout(barmode="group", title="The axes and the machinery's controls: probe AUC",
+                      yaxis={"range": [0, 1], "title": "ROC AUC"})  # fmt: skip
+    return fig
+
+
+def deciding_figures(d: Deciding) -> dict[str, go.Figure]:
+    """The axes-and-controls bars, step 6 per axis and further set, the hedged 2x2s."""
+    from probes.confound_figure import confound_figure as step6_figure
+
+    runs = {**d.axes, **{f"{k} control": v for k, v in d.controls.items()}}
+    figs = {"decision_axes": axes_figure(runs)}
+    keys = {**{k: k for k in d.axes}, **{k: k for k in d.controls}}
+    for key, run in {**d.axes, **d.controls}.items():
+        name = keys[key]
+        step6 = None if run.report is None else run.report.confounds
+        if step6 is not None and name != "correct" and any(r.incremental for r in step6.results):
+            figs[f"confound_step_{name}"] = step6_figure(step6)
+        for split, step in run.extra.items():
+            if step is not None and any(r.incremental for r in step.results):
+                fig = step6_figure(step)
+                fig.update_layout(title=f"{name}, {split}: {fig.layout.title.text}")
+                figs[f"confound_step_{name}_{split}"] = fig
+    for split, summary in d.conditions.get("hedged", {}).items():
+        figs[f"disposition_hedged_{split}"] = disposition_figure(
+            summary.table, title=f"{split}, hedge-licensing prompt: correct vs verbal"
+        )
+    return figs
+
+
 def study_figures(result: StudyResult, truncation: dict[str, Any]) -> dict[str, go.Figure]:
     """Every figure the study's data supports (a skipped step has none)."""
     figs: dict[str, go.Figure] = {
@@ -119,10 +174,13 @@ def study_figures(result: StudyResult, truncation: dict[str, Any]) -> dict[str, 
             fresh_y=result.labels["fresh"].array("correct"),
         )
         extra["probe_disposition"] = extra.pop("disposition", None)
+        extra["confound_step"] = extra.pop("confounds", None)
         figs.update({k: v for k, v in extra.items() if v is not None})
         figs["pca"].update_layout(title="h_last, first two principal components (label: correct)")
     if result.confounds is not None:
         figs["confounds"] = confound_figure(result.confounds)
+    if result.deciding is not None:
+        figs.update(deciding_figures(result.deciding))
     if result.depth is not None:
         d = result.depth
         figs["depth_curve"] = depth_figure(

@@ -52,10 +52,6 @@ __all__ = [
 ]
 
 
-#: Cohort shuffles for the null of the top head's d (cheap: head norms are pooled once).
-NULL_SHUFFLES = 200
-
-
 def cohort_reason(sizes: Mapping[str, int], names: tuple[str, str], minimum: int) -> str | None:
     """Why the cohorts are too small to attribute (None when they are large enough)."""
     for name, other in (names, names[::-1]):
@@ -105,9 +101,11 @@ def run_attribution(
     layers = layers_from_features(data.features, n_layers=n_layers)
     attr = attribute_heads(layers, masks[names[0]], masks[names[1]], names=names, seed=seed)
     heads = tuple((h.layer, h.head) for h in attr.top(cfg.top_k, "magnitude"))
-    null = max_magnitude_d_null(
-        layers, masks[names[0]], masks[names[1]], n_shuffles=NULL_SHUFFLES, seed=seed
-    )
+    null = None
+    if cfg.n_null > 0:  # cheap: head norms are pooled once
+        null = max_magnitude_d_null(
+            layers, masks[names[0]], masks[names[1]], n_shuffles=cfg.n_null, seed=seed
+        )
     return AttributionOutcome(attr, None, data.name, names, sizes, heads, null)
 
 

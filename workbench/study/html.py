@@ -36,6 +36,8 @@ th{background:#f4f4f4}
 #head-details{background:#fffbe6;border:1px solid #e6d98c;padding:.5em .8em;min-height:1.5em}
 pre{background:#f4f4f4;padding:.6em;overflow-x:auto;font-size:.8em}
 .muted{color:#666;font-size:.9em}
+.decision{background:#eef6ee;border-left:5px solid #2e7d32;padding:.6em .9em;margin:.8em 0}
+.decision.untrusted{background:#fdecea;border-left-color:#c62828}
 """
 
 _CLICK_JS = """
@@ -54,18 +56,19 @@ window.addEventListener('load', function () {
 
 def _badge(verdict: str) -> str:
     cls = verdict.replace(" ", "-")
+    if verdict == "survives":
+        cls = "pass"
+    elif verdict.startswith(("explained by", "degenerate")):
+        cls = "fail"
     return f'<span class="badge badge-{escape(cls)}">{escape(verdict)}</span>'
 
 
 def _confound_badge(report: Mapping[str, Any]) -> str:
-    """``beats trivial baselines: yes/no`` for the fresh set (empty when not measured)."""
-    fresh = ((report.get("confounds") or {}).get("splits") or {}).get("fresh") or {}
-    beats = fresh.get("probe_beats_baselines")
-    if beats is None:
+    """Step 6's verdict on the main fresh set (empty when the report has no step 6)."""
+    sixth = next((s for s in report.get("steps", []) if s.get("name") == "confounds"), None)
+    if sixth is None:
         return ""
-    cls = "pass" if beats else "fail"
-    text = "yes" if beats else f"no ({fresh.get('best_baseline')})"
-    return f'&nbsp; beats trivial baselines <span class="badge badge-{cls}">{escape(text)}</span>'
+    return f"&nbsp; step 6 (named confounds) {_badge(str(sixth['verdict']))}"
 
 
 def _plain(text: str | None) -> str:
@@ -192,19 +195,28 @@ def render_html(
     def section(sid: str, title: str, body: str) -> str:
         return f'<section id="{sid}"><h2>{escape(title)}</h2>{body}</section>'
 
+    decision = report.get("decision") or {}
+    trusted = "" if decision.get("trusted", True) else " untrusted"
+    sentences = "".join(
+        f"<p><b>{escape(axis)}:</b> {escape(decision[axis]['statement'])}</p>"
+        for axis in ("correct", "asserts")
+        if axis in decision
+    )
     parts = [
         f"<h1>{escape(report['title'])}</h1>",
-        f"five steps {_badge(str(report['verdict']))} {_confound_badge(report)}",
+        f'<div class="decision{trusted}" id="decision">{sentences}</div>' if sentences else "",
+        f"pipeline {_badge(str(report['verdict']))} {_confound_badge(report)}",
         _plain(p.get("overall")),
     ]
-    nav = [("steps", "Five steps"), ("setup", "Setup"), ("truncation", "Truncation"),
+    nav = [("steps", "Six steps"), ("setup", "Setup"), ("truncation", "Truncation"),
            ("falsification", "Falsification"), ("confounds", "Confounds"), ("depth", "Depth"),
-           ("dispositions", "Dispositions"), ("attribution", "Heads"),
+           ("dispositions", "Dispositions"), ("deciding", "Axes and controls"),
+           ("attribution", "Heads"),
            ("tempering", "Tempering"), ("sidecar", "Sidecar"), ("traces", "Token traces"),
            ("run", "Run")]  # fmt: skip
     parts.append("<nav>" + "".join(f'<a href="#{i}">{t}</a>' for i, t in nav) + "</nav>")
     if report.get("steps"):
-        parts.append(section("steps", "The five steps", _steps_table(report)))
+        parts.append(section("steps", "The six steps", _steps_table(report)))
         parts.append(section("setup", "Setup: model, items, labels", _setup(report)))
         parts.append(section("truncation", "Generation and the truncation artifact",
                              _plain(p.get("truncation")) + _truncation(report) + fig("truncation")))  # fmt: skip
@@ -221,10 +233,15 @@ def render_html(
         parts.append(section("depth", "Where the signal lives: AUC by layer",
                              _plain(p.get("depth_curve")) + fig("depth_curve")))  # fmt: skip
         disp = [n for n in figures if n.startswith("disposition_")]
-        parts.append(section("dispositions", "Confidence vs correctness (the 2x2)",
-                             _plain(p.get("dispositions")) + fig(*disp)))  # fmt: skip
-        parts.append(section("attribution", "Head attribution",
-                             _plain(p.get("attribution")) + fig("attribution")
+        parts.append(section("dispositions", "Confidence vs correctness (the 2x2, per condition)",
+                             _plain(p.get("conditions") or p.get("dispositions")) + fig(*disp)))  # fmt: skip
+        conf = [n for n in figures if n.startswith("confound_step")]
+        parts.append(section("deciding", "The axes and the machinery's controls",
+                             _plain(p.get("axes_decided")) + _plain(p.get("controls"))
+                             + fig("decision_axes", *conf)))  # fmt: skip
+        parts.append(section("attribution", "Heads: attribution and per-head probes",
+                             _plain(p.get("attribution")) + _plain(p.get("head_screen"))
+                             + fig("attribution")
                              + ('<div id="head-details">Click a cell to see that head\'s numbers.</div>'
                                 if "attribution" in figures else "")))  # fmt: skip
         parts.append(

@@ -15,9 +15,19 @@ Top-level keys (``schema`` ``"workbench.study/1"``):
     hand-labelled sample) and per-split rates (correct, asserts, truncated).
 ``truncation``
     both caps per split and the answers whose labels change between them.
+``decision``
+    per axis (``correct``, ``asserts``): a one-sentence ``statement`` that
+    follows from the verdicts, the ``verdicts`` it rests on, the ``numbers``
+    and ``trusted``; ``controls`` (each control's outcome and whether it came
+    out as it must) and ``warnings`` (see :mod:`workbench.study.decision`).
+``deciding``
+    the axes and controls through the steps (each a full pipeline report),
+    the 2x2 per condition and split with the asymmetry's interval, the
+    hedged condition's label rates, the head-probe screen with adjusted p.
 ``verdict``, ``steps``
-    the pipeline's verdict and its five steps: ``step``, ``name``, ``title``,
-    ``verdict`` (pass/fail/not run), ``summary`` (numbers), ``plain``.
+    the pipeline's verdict and its six steps: ``step``, ``name``, ``title``,
+    ``verdict`` (pass/fail/not run; step 6 survives/explained by ...),
+    ``summary`` (numbers), ``plain``.
 ``falsification``
     the full ``probes`` report (``report``), skipped trials with reasons, the
     chosen C, and ``fresh_hard`` (transfer to the harder set, diagnosis).
@@ -46,7 +56,14 @@ from typing import TYPE_CHECKING, Any
 
 from workbench import __version__
 from workbench.core.store import atomic_write_bytes, atomic_write_json
+from workbench.study.causal import causal_plain
 from workbench.study.collect import write_jsonl
+from workbench.study.deciding_text import (
+    axis_plain,
+    conditions_plain,
+    controls_plain,
+    head_screen_plain,
+)
 from workbench.study.figures import study_figures
 from workbench.study.labels import lexicon_json, truncation_json
 from workbench.study.verdicts import (
@@ -65,10 +82,10 @@ from workbench.study.verdicts import (
 if TYPE_CHECKING:
     from workbench.study.result import StudyResult
 
-__all__ = ["SCHEMA", "build_report", "markdown_summary", "write_report"]
+__all__ = ["SCHEMA", "build_report", "decision_lines", "markdown_summary", "write_report"]
 
 SCHEMA = "workbench.study/1"
-STEP_NAMES = ("cv", "fresh", "axes", "layers", "second_model")
+STEP_NAMES = ("cv", "fresh", "axes", "layers", "second_model", "confounds")
 
 
 def _items(result: StudyResult) -> dict[str, Any]:
@@ -121,6 +138,33 @@ def _traces(result: StudyResult) -> list[dict[str, Any]]:
     return out
 
 
+def _deciding_plain(result: StudyResult) -> dict[str, str]:
+    d = result.deciding
+    if d is None:
+        return {}
+    hedged = result.config.hedged
+    return {
+        "conditions": conditions_plain(
+            d.conditions, hedged.instruction if hedged.enabled else None
+        ),
+        "axes_decided": " ".join(axis_plain(r) for r in d.axes.values()),
+        "controls": controls_plain(result.decision or {}, d.controls),
+        "head_screen": head_screen_plain(d.head_screen, result.skipped.get("head_screen")),
+        "causal": causal_plain(result.causal, result.skipped.get("causal")),
+    }
+
+
+def decision_lines(decision: dict[str, Any] | None) -> list[str]:
+    """The decision's sentences, one per axis (``correct`` first), for summary.md and the page."""
+    if not decision:
+        return []
+    return [
+        f"**{axis}:** {decision[axis]['statement']}"
+        for axis in ("correct", "asserts")
+        if axis in decision
+    ]
+
+
 def _environment(result: StudyResult) -> dict[str, Any]:
     import platform
 
@@ -158,6 +202,7 @@ def build_report(
             result.sweep, result.attribution.heads, result.skipped.get("tempering")
         ),
         "sidecar": sidecar_plain(result.sidecar, result.skipped.get("sidecar")),
+        **_deciding_plain(result),
     }
     sweep = None
     if result.sweep is not None:
@@ -188,6 +233,9 @@ def build_report(
         "sidecar": None if result.sidecar is None else result.sidecar.to_json(),
         "traces": _traces(result),
         "plain": plain,
+        "decision": result.decision,
+        "deciding": None if result.deciding is None else result.deciding.to_json(),
+        "causal": result.causal,
         "skipped": skipped,
         "figures": figures,
         "cache": result.cache,
@@ -203,10 +251,11 @@ def build_report(
 
 def markdown_summary(report: dict[str, Any]) -> str:
     """The five steps, the confound check and the timings as Markdown (``summary.md``)."""
-    lines = [
-        f"# {report['title']}",
-        "",
-        f"**Verdict: {report['verdict']}.** {report['plain']['overall']}",
+    lines = [f"# {report['title']}", ""]
+    for sentence in decision_lines(report.get("decision")):
+        lines += [sentence, ""]
+    lines += [
+        f"**Pipeline verdict: {report['verdict']}.** {report['plain']['overall']}",
         "",
         "| step | verdict | result |",
         "| --- | --- | --- |",
@@ -215,7 +264,13 @@ def markdown_summary(report: dict[str, Any]) -> str:
         lines.append(
             f"| {s['step']}. {s['title']} | {s['verdict']} | {s['summary'] or s['plain']} |"
         )
-    lines += ["", f"Confounds: {report['plain']['confounds']}", ""]
+    plain = report["plain"]
+    lines += ["", f"Confounds (context): {plain['confounds']}", ""]
+    for key, title in (("conditions", "Conditions (2x2)"), ("controls", "Controls"),
+                       ("head_screen", "Head screen"), ("depth_curve", "Depth curve"),
+                       ("causal", "Causal step")):  # fmt: skip
+        if key in plain:
+            lines += [f"{title}: {plain[key]}", ""]
     lines += [f"Harder fresh set: {report['plain']['fresh_hard']}", ""]
     lines += [f"Truncation: {report['plain']['truncation']}", ""]
     total = report["timings"].get("total")

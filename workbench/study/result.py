@@ -11,6 +11,7 @@ from probes.baselines import ConfoundCheck
 from probes.depth import DepthCurve
 from workbench.study.collect import SplitData
 from workbench.study.config import StudyConfig
+from workbench.study.deciding import Deciding
 from workbench.study.falsification import Falsification
 from workbench.study.heads import AttributionOutcome
 from workbench.study.labels import SplitLabels
@@ -45,3 +46,6 @@ class StudyResult:
     n_layers: int
     threads: int = 0
     report_path: Path | None = None
+    deciding: Deciding | None = None
+    decision: dict[str, Any] | None = None
+    causal: dict[str, Any] | None = None

@@ -17,7 +17,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,10 @@ from workbench.core.errors import WorkbenchError
 from workbench.core.files import make_owned_dir
 from workbench.core.progress import console
 from workbench.labels.domains import check_item, make_split
-from workbench.model.parallel import launched, process_device
-from workbench.study.cache import Stage, check_run_dir, stage_dirs, stage_key
-from workbench.study.collect import H_LAST, SplitData, collect_split, format_items
+from workbench.model.parallel import Processes, launched, process_device
+from workbench.study.cache import Stage, check_run_dir, stage_dirs
+from workbench.study.causal import run_causal
+from workbench.study.collect import H_LAST, SplitData, collect_split
 from workbench.study.config import (
     SPLIT_NAMES,
     CaptureConfig,
@@ -42,12 +43,12 @@ from workbench.study.config import (
     SidecarConfig,
     StudyConfig,
     TemperingConfig,
-    TracesConfig,
-    chat_flag,
     load_config,
     load_options,
 )
 from workbench.study.context import StageContext
+from workbench.study.deciding import hedged_condition, run_deciding
+from workbench.study.decision import decide
 from workbench.study.falsification import Falsification, dispositions_json, run_falsification
 from workbench.study.gating import gate_split
 from workbench.study.heads import AttributionOutcome, run_attribution, run_tempering
@@ -55,7 +56,7 @@ from workbench.study.labels import Checker, SplitLabels, label_split
 from workbench.study.models import ModelPool
 from workbench.study.result import StudyResult
 from workbench.study.second import SecondSplit, collect_second
-from workbench.study.traces import TokenTrace, load_traces, pick_examples, save_traces, trace_tokens
+from workbench.study.traces import study_traces
 
 __all__ = ["StudyResult", "auto_threads", "run_study"]
 
@@ -178,6 +179,17 @@ def run_study(
         if not procs.is_main:
             return None  # the statistics and the later stages run on the main process
         labels = {s: label_split(d, checker) for s, d in data.items()}
+        hedged_data: dict[str, SplitData] = {}
+        hedged_labels: dict[str, SplitLabels] = {}
+        if config.hedged.enabled:
+            with clock.stage("hedged condition"):
+                hedged_data, hedged_labels = hedged_condition(
+                    config.hedged, config.items, replace(ctx, processes=Processes()),
+                    model=config.model,
+                    generation=config.generation, capture=config.capture, cache=cache, say=say,
+                )  # fmt: skip
+        else:
+            skipped["hedged"] = "[hedged] enabled = false"
         second = None
         if config.second_model.enabled:
             second = {}
@@ -195,7 +207,13 @@ def run_study(
             confounds = _confounds(config.probe, seed, data, labels, fals)
             with clock.stage("depth curve"):
                 depth = _depth(config.capture, config.probe, seed, data, labels, fals, ctx, skipped)
-        n_layers = data["train"].n_layers
+            n_layers = data["train"].n_layers
+            say("[bold]deciding[/]: confounds per axis, controls, head screen")
+            deciding, tables = run_deciding(
+                config.probe, config.controls, config.model, ctx, data=data, labels=labels,
+                hedged=(hedged_data, hedged_labels), fals=fals, n_layers=n_layers, seed=seed,
+                stage=clock.stage, cache=cache, skipped=skipped,
+            )  # fmt: skip
         split = config.attribution.split
         attribution = run_attribution(
             data[split], labels[split], config.attribution, n_layers, seed=seed
@@ -203,9 +221,16 @@ def run_study(
         sweep = _sweep(
             config.tempering, config.model, data, attribution, ctx, clock, skipped, cache
         )
+        with clock.stage("causal step"):
+            causal = run_causal(
+                config.causal, config.model, ctx, train=data["train"], train_labels=labels["train"],
+                fresh=data["fresh"], heads=attribution.heads, C=fals.C, cache=cache,
+                skipped=skipped,
+            )  # fmt: skip
+        decision = decide(deciding.axes, deciding.controls, tables, causal=causal)
         sidecar = _sidecar(config.sidecar, data, labels, fals, skipped)
         with clock.stage("token traces"):
-            traces, head = _traces(
+            traces, head = study_traces(
                 config.traces, config.model, data, labels, attribution, ctx, cache
             )
     clock.seconds["total"] = time.perf_counter() - start
@@ -214,6 +239,7 @@ def run_study(
         confounds=confounds,
         depth=depth, dispositions=dispositions_json(labels), attribution=attribution,
         sweep=sweep, sidecar=sidecar, traces=traces, trace_head=head, skipped=skipped,
+        deciding=deciding, decision=decision, causal=causal,
         cache=cache, models=_models(out, models), seconds=clock.seconds, n_layers=n_layers,
         threads=config.run.threads or auto_threads(),
     )  # fmt: skip
@@ -296,6 +322,7 @@ def _depth(
         n_boot=cfg.depth_n_boot,
         layers=layers,
         progress=ctx.progress,
+        n_null=cfg.depth_n_null,
     )
 
 
@@ -351,41 +378,6 @@ def _sidecar(
         cfg.hedge_prefix,
         ids=[it.id for it in d.items],
     )
-
-
-def _traces(
-    cfg: TracesConfig,
-    model: ModelConfig,
-    data: dict[str, SplitData],
-    labels: dict[str, SplitLabels],
-    attribution: AttributionOutcome,
-    ctx: StageContext,
-    cache: dict[str, str],
-) -> tuple[list[TokenTrace], tuple[int, int] | None]:
-    head = attribution.heads[0] if attribution.heads else None
-    if cfg.split not in data or cfg.n_examples < 1:
-        return [], head
-    d = data[cfg.split]
-    picks = pick_examples(labels[cfg.split].rows, cfg.n_examples)
-    stage = Stage(ctx.out / "traces", stage_key("traces/1", d.key, picks))
-    reused = ctx.use_cache and stage.valid
-    if not reused:
-        lm = ctx.models.get(model.name)
-        by_id = {g.id: g for g in d.generations}
-        items = {it.id: it for it in format_items(d.items, model.prompt_template)}
-        traces = trace_tokens(
-            lm,
-            [items[i].prompt for i, _ in picks],
-            [by_id[i].token_ids for i, _ in picks],
-            [i for i, _ in picks],
-            [k for _, k in picks],
-            chat_template=chat_flag(model.chat_template),
-            progress=ctx.progress,
-        )
-        save_traces(stage.begin(), traces)
-        stage.commit({"examples": [list(p) for p in picks]})
-    cache["traces"] = "reused" if reused else "computed"
-    return load_traces(stage.path), head
 
 
 def _models(out: Path, models: ModelPool) -> dict[str, Any]:

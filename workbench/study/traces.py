@@ -32,8 +32,21 @@ from workbench.core.store import atomic_write_bytes, atomic_write_json
 from workbench.model.hooks import Hook, attach
 from workbench.model.loaded import LoadedModel
 from workbench.model.tokens import encode_prompt
+from workbench.study.cache import Stage, stage_key
+from workbench.study.collect import SplitData, format_items
+from workbench.study.config import ModelConfig, TracesConfig, chat_flag
+from workbench.study.context import StageContext
+from workbench.study.heads import AttributionOutcome
+from workbench.study.labels import SplitLabels
 
-__all__ = ["TokenTrace", "load_traces", "pick_examples", "save_traces", "trace_tokens"]
+__all__ = [
+    "TokenTrace",
+    "load_traces",
+    "pick_examples",
+    "save_traces",
+    "study_traces",
+    "trace_tokens",
+]
 
 PROMPT_END = "[end of prompt]"
 
@@ -177,3 +190,39 @@ def load_traces(path: Path) -> list[TokenTrace]:
             )
             for i, m in enumerate(meta)
         ]
+
+
+def study_traces(
+    cfg: TracesConfig,
+    model: ModelConfig,
+    data: dict[str, SplitData],
+    labels: dict[str, SplitLabels],
+    attribution: AttributionOutcome,
+    ctx: StageContext,
+    cache: dict[str, str],
+) -> tuple[list[TokenTrace], tuple[int, int] | None]:
+    """The example traces of ``[traces]`` (cached stage ``traces/``) and the head they show."""
+    head = attribution.heads[0] if attribution.heads else None
+    if cfg.split not in data or cfg.n_examples < 1:
+        return [], head
+    d = data[cfg.split]
+    picks = pick_examples(labels[cfg.split].rows, cfg.n_examples)
+    stage = Stage(ctx.out / "traces", stage_key("traces/1", d.key, picks))
+    reused = ctx.use_cache and stage.valid
+    if not reused:
+        lm = ctx.models.get(model.name)
+        by_id = {g.id: g for g in d.generations}
+        items = {it.id: it for it in format_items(d.items, model.prompt_template)}
+        traces = trace_tokens(
+            lm,
+            [items[i].prompt for i, _ in picks],
+            [by_id[i].token_ids for i, _ in picks],
+            [i for i, _ in picks],
+            [k for _, k in picks],
+            chat_template=chat_flag(model.chat_template),
+            progress=ctx.progress,
+        )
+        save_traces(stage.begin(), traces)
+        stage.commit({"examples": [list(p) for p in picks]})
+    cache["traces"] = "reused" if reused else "computed"
+    return load_traces(stage.path), head

@@ -60,6 +60,8 @@ def step_plain(
     step: StepResult, report: FalsificationReport | None, skipped: Mapping[str, str]
 ) -> str:
     """One step's verdict in words, with the numbers behind it."""
+    if step.name == "confounds" and step.verdict != "not run":
+        return step.summary
     if step.verdict == "not run":
         reasons = [r for k, r in skipped.items() if k == step.name or k == "main"]
         return "Not run: " + ("; ".join(reasons) or step.summary)
@@ -79,47 +81,49 @@ def overall_plain(
     skipped: Mapping[str, str],
     confounds: ConfoundCheck | None = None,
 ) -> str:
-    """The study's verdict in a few sentences (with the confound check when it matters)."""
+    """The pipeline's verdict in a few sentences: steps 1-5, then step 6 (the named confounds)."""
     if report is None:
         return (
             f"The pipeline could not run: {skipped.get('main', 'no usable labels')}. That is a "
             "property of the model's answers on these items, reported as found."
         )
-    if report.verdict == "pass":
-        beaten = confounds is not None and confounds.beats_baselines("fresh") is False
-        if not beaten:
-            return (
-                "All five steps pass, and the probe beats every trivial baseline on the fresh "
-                "set: a correctness handle that survives every escape hatch tested here. Worth "
-                "believing, and worth trying harder to break."
-            )
-        assert confounds is not None
-        name, best = confounds.best_baseline("fresh") or ("?", None)
-        probe = confounds.probe["fresh"]
-        return (
-            "All five steps pass, but that is not yet a correctness handle: "
-            f"{name} alone predicts correctness on the fresh set as well as the probe does "
-            f"(AUC {best.auc if best else float('nan'):.3f} vs {probe.auc if probe else float('nan'):.3f}). "
-            "The five steps cannot tell a read-out of correctness from a read-out of that "
-            "confound; the within-group AUCs below show how much survives when it is held fixed."
-        )
-    failed = [s for s in report.steps if s.verdict == "fail"]
+    five = [s for s in report.steps if s.name != "confounds"]
+    sixth = report.step("confounds")
+    failed = [s for s in five if s.verdict == "fail"]
     if failed:
         first = failed[0]
-        return (
+        head = (
             f"Verdict: fail. {len(failed)} of 5 steps fail, the first at step {first.step} "
             f"({first.title.lower()}). A probe result is worth believing only if it passes all "
             "five; this one does not, so the honest reading is a null."
         )
-    missing = [s.title.lower() for s in report.steps if s.verdict == "not run"]
-    return (
-        "Verdict: incomplete. Every step that ran passed, but "
-        + ", ".join(missing)
-        + " did not run, so the result is not yet worth believing."
+        if sixth.verdict != "not run":
+            head += f" Step 6, as context: {sixth.summary}"
+        return head
+    missing = [s for s in five if s.verdict == "not run"]
+    ran = [str(s.step) for s in five if s.verdict == "pass"]
+    lead = (
+        "All five steps pass"
+        if not missing
+        else f"Steps {', '.join(ran)} pass ("
+        + ", ".join(f"step {s.step}, {s.title.lower()}, did not run" for s in missing)
+        + ")"
     )
+    if sixth.verdict == "survives":
+        return (
+            f"{lead}, and step 6 says the probe carries correctness beyond response length, "
+            f"truncation and task family: {sixth.summary}"
+        )
+    if sixth.verdict.startswith("explained by"):
+        return (
+            f"{lead}, but step 6 decides against it: the probe's reading is "
+            f"{sixth.verdict}. {sixth.summary}"
+        )
+    return f"{lead}; step 6 (named confounds): {sixth.verdict}. {sixth.summary}"
 
 
 def confound_plain(confounds: ConfoundCheck | None) -> str:
+    """One-feature baselines and the probe within groups: context for step 6, not a verdict."""
     if confounds is None:
         return "Not run: no probe was fitted."
     parts = []
@@ -132,22 +136,13 @@ def confound_plain(confounds: ConfoundCheck | None) -> str:
             f"{k} {v.auc:.3f}" if v is not None else f"{k} undefined"
             for k, v in confounds.within[split].items()
         )
-        if best is None:
-            parts.append(f"{split}: probe AUC {probe.auc:.3f}; within groups: {within}.")
-            continue
-        if probe.auc < 0.63:
-            verdict = (
-                "the probe is under the gate's bar of 0.63 itself, so there is little to explain"
-            )
-        elif confounds.beats_baselines(split):
-            verdict = "the probe beats it"
-        else:
-            verdict = "the probe does not beat it, so it may be reading that instead of correctness"
-        parts.append(
-            f"{split}: probe AUC {probe.auc:.3f}, best trivial baseline {best[0]} "
-            f"{best[1].auc:.3f}: {verdict}. Probe within groups: {within}."
-        )
-    return " ".join(parts)
+        base = "" if best is None else f", best one-feature baseline {best[0]} {best[1].auc:.3f}"
+        parts.append(f"{split}: probe AUC {probe.auc:.3f}{base}; probe within groups: {within}.")
+    return (
+        " ".join(parts)
+        + " These are context; the verdict on confounds is step 6 (incremental validity and "
+        "within-strata nulls)."
+    )
 
 
 def truncation_plain(trunc: Mapping[str, Any]) -> str:
@@ -219,10 +214,18 @@ def depth_plain(depth: DepthCurve | None, reason: str | None) -> str:
                 f"{name} AUC at that layer {at_best.auc:.3f}" if at_best else f"{name} undefined"
             )
             parts.append(f"best {name} AUC over all layers {top:.3f} (layer {at})")
+    for name, null in depth.nulls.items():
+        k = null.best
+        parts.append(
+            f"family-wise: the best {name} layer, {depth.layers[k]} (AUC {null.observed[k]:.3f}), "
+            f"has max-statistic adjusted p = {null.adjusted_p[k]:.3f} over {len(depth.layers)} "
+            f"layers ({null.n_perm} label shuffles; chance's best "
+            f"{float(np.quantile(null.null_max, 0.95)):.3f} at the 95th percentile)"
+        )
     return (
         "; ".join(parts)
-        + ". The best of many layers is an optimistic pick: a layer that clears the bar only "
-        "on fresh data is a lead to test on new items, not a result."
+        + ". The best of many layers is an optimistic pick: read each layer against the "
+        "family-wise null, not against 0.5."
     )
 
 
@@ -246,12 +249,19 @@ def attribution_plain(outcome: AttributionOutcome) -> str:
     collinear = sum(h.collinear for h in top)
     if outcome.null is not None:
         null = outcome.null
+        adj = dict(zip(null.names or (), null.adjusted_p or (), strict=False))
+        per_head = ", ".join(
+            f"L{h.layer}.H{h.head} {adj[f'L{h.layer}.H{h.head}']:.3f}"
+            for h in top
+            if f"L{h.layer}.H{h.head}" in adj
+        )
         chance = (
             f"Shuffling the cohort labels {len(null.null)} times, the largest d of the "
             f"{len(attr.heads)} heads is {float(np.median(null.null)):.2f} at the median and "
             f"{null.quantile_95:.2f} at the 95th percentile; the observed top d "
             f"{null.observed:.2f} has p = {null.p_value:.3f}"
             + (" (above chance)." if null.p_value < 0.05 else ": within what chance gives.")
+            + (f" Adjusted p (max-statistic) of the top heads: {per_head}." if per_head else "")
         )
     else:
         chance = (

@@ -1,0 +1,191 @@
+"""The study's decision: one sentence per label axis that follows from the verdicts.
+
+Per axis (``correct`` on the plain prompt, ``asserts`` on the hedge-licensing
+prompt) the statement is built from, in order: whether the axis could be
+probed at all; step 1 (CV) and the fresh read-out; step 6 (the named
+confounds) on the main fresh set and on each further one; the 2x2 of the
+condition; and whether a causal test ran (it does not in this study yet, so
+"a handle" is never claimed). The machinery's controls come first: when the
+positive control does not come out ``survives`` or the negative control
+passes, every statement opens by saying that the decision cannot be trusted.
+Every number comes from the result objects.
+
+>>> control_warnings({"positive": ("survives", True), "negative": ("fails", True)})
+[]
+>>> control_warnings({"negative": ("reads", False)})[0][:40]
+'the negative control (labels shuffled wi'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from probes import ConfoundStep, DispositionSummary
+from workbench.study.axis import AxisRun, axis_reads
+
+__all__ = ["axis_decision", "control_outcome", "control_warnings", "decide"]
+
+_WHAT = {"correct": "correctness", "asserts": "asserting (vs hedging)"}
+_CONDITION = {
+    "plain": "on the plain prompt",
+    "hedged": "on the hedge-licensing prompt",
+    "teacher-forced": "on teacher-forced statements",
+}
+_CONTROL_TEXT = {
+    "positive": "the positive control (truth of a capitals statement)",
+    "negative": "the negative control (labels shuffled within family)",
+}
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "p undefined"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _confound_clause(step: ConfoundStep | None, where: str) -> tuple[str, dict[str, Any]]:
+    if step is None:
+        return f"the confound step did not run on {where}", {}
+    if step.verdict == "survives":
+        r = step.results[-1]
+    else:
+        r = next((x for x in step.results if x.verdict == step.verdict and x.kind != "all"),
+                 step.results[-1])  # fmt: skip
+    inc, st = r.incremental, r.stratified
+    nums: dict[str, Any] = {"verdict": step.verdict, "confound": r.name}
+    if inc is None:
+        return f"on {where} it is a degenerate confound ({r.name} is the label)", nums
+    nums.update(auc_confounds=inc.auc_confounds, auc_combined=inc.auc_combined,
+                delta_auc=inc.delta, delta_lo=inc.delta_lo, delta_hi=inc.delta_hi,
+                lr_p=inc.p_value, within_strata_auc=None if st is None else st.auc,
+                within_strata_p=None if st is None else st.p_value)  # fmt: skip
+    strata = "" if st is None or st.auc is None else (
+        f", within its strata AUC {st.auc:.3f} ({_p(st.p_value)})")  # fmt: skip
+    detail = (f"{r.name} alone reaches AUC {inc.auc_confounds:.3f}, adding the probe gives "
+              f"ΔAUC {inc.delta:+.3f} [{inc.delta_lo:+.3f}, {inc.delta_hi:+.3f}] "
+              f"(likelihood-ratio {_p(inc.p_value)}){strata}")  # fmt: skip
+    if step.verdict == "survives":
+        return f"it survives the named confounds on {where} ({detail})", nums
+    joint = next((x for x in step.results if x.kind == "all"), None)
+    if joint is not None and joint.verdict == "survives" and joint.incremental is not None:
+        j = joint.incremental
+        detail += (f"; against all of them together it would survive (ΔAUC {j.delta:+.3f} "
+                   f"[{j.delta_lo:+.3f}, {j.delta_hi:+.3f}]), but the rule needs every one")  # fmt: skip
+    return f"on {where} it is {step.verdict} ({detail})", nums
+
+
+def axis_decision(
+    run: AxisRun,
+    table: DispositionSummary | None,
+    *,
+    hatch: str = "",
+    causal: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The decision entry of one axis: ``statement``, ``verdicts``, ``numbers``."""
+    what = _WHAT.get(run.axis, run.axis)
+    reads = axis_reads(run)
+    verdicts: dict[str, Any] = {"cv": reads["cv"], "fresh": reads["fresh"],
+                                "confounds": run.confound_verdict, "causal": "not run"}  # fmt: skip
+    numbers: dict[str, Any] = {}
+    cond = _CONDITION.get(run.condition, f"on the {run.condition} condition")
+    tail = f" {table.sentence()[0].upper()}{table.sentence()[1:]}" if table is not None else ""
+    causal_text = (" No causal test ran, so whether an intervention on it moves the behaviour "
+                   "is untested.")  # fmt: skip
+    direction = None if causal is None else causal.get("direction")
+    if causal is not None and direction is not None:
+        verdicts["causal"] = direction["verdict"].split(":")[0]
+        causal_text = (f" Causal test of the probe direction at {causal['site']} (target: "
+                       f"{direction['target'].get('name')}, teacher-forced; "
+                       f"{direction['n_random']} random directions): {direction['verdict']}.")  # fmt: skip
+    if run.report is None or run.main is None:
+        verdicts["outcome"] = "untestable"
+        text = f"{what.capitalize()} {cond} is untestable: {run.skipped}."
+        return {"statement": hatch + text + tail, "verdicts": verdicts, "numbers": numbers}
+    best = run.main.best
+    cv = best.cv.auc
+    numbers.update(cv_auc=cv.auc, cv_lo=cv.lo, cv_hi=cv.hi)
+    t = best.transfer
+    if t is not None:
+        numbers.update(fresh_auc=t.auc.auc, fresh_lo=t.auc.lo, fresh_hi=t.auc.hi,
+                       fresh_p=t.null.p_above)  # fmt: skip
+    read = f"CV AUC {cv.auc:.3f} [{cv.lo:.3f}, {cv.hi:.3f}]"
+    if t is not None:
+        read += f", fresh AUC {t.auc.auc:.3f} [{t.auc.lo:.3f}, {t.auc.hi:.3f}]"
+    if not reads["cv"] or not reads["fresh"]:
+        verdicts["outcome"] = "no read-out"
+        where = "within the training distribution" if not reads["cv"] else "on a fresh set"
+        text = (f"No: a linear probe on h_last {cond} does not read {what} {where} ({read}); "
+                "there is nothing for the confound step to decide.")  # fmt: skip
+        if direction is not None:
+            text += causal_text
+        return {"statement": hatch + text + tail, "verdicts": verdicts, "numbers": numbers}
+    clause, nums = _confound_clause(run.report.confounds, "the fresh set")
+    numbers["confounds_fresh"] = nums
+    extra = []
+    for name, step in run.extra.items():
+        c, n = _confound_clause(step, f"the {name.replace('_', ' ')} set")
+        numbers[f"confounds_{name}"], verdicts[f"confounds_{name}"] = n, n.get("verdict")
+        extra.append(c)
+    survives = run.confound_verdict == "survives"
+    verdicts["outcome"] = "read-out beyond confounds" if survives else "explained by a confound"
+    lead = "Yes, as a read-out" if survives else "Not beyond a confound"
+    text = (f"{lead}: a linear probe on h_last {cond} reads {what} ({read}), and {clause}"
+            + ("; " + "; ".join(extra) if extra else "") + "." + causal_text)  # fmt: skip
+    return {"statement": hatch + text + tail, "verdicts": verdicts, "numbers": numbers}
+
+
+def control_outcome(run: AxisRun, kind: str) -> tuple[str, bool]:
+    """(outcome, as expected): positive must read and survive; negative must not read."""
+    reads = axis_reads(run)
+    read = bool(reads["cv"]) and bool(reads["fresh"])
+    if kind == "positive":
+        ok = read and run.confound_verdict == "survives"
+        return (
+            "survives" if ok else ("reads, " + run.confound_verdict) if read else "no read-out"
+        ), ok
+    return ("reads" if read else "fails"), not read
+
+
+def control_warnings(outcomes: Mapping[str, tuple[str, bool]]) -> list[str]:
+    """One phrase per control that came out otherwise than it must."""
+    expected = {"positive": "survives", "negative": "fails"}
+    return [f"{_CONTROL_TEXT[k]} came out '{o}' where it must be '{expected[k]}'"
+            for k, (o, ok) in outcomes.items() if not ok]  # fmt: skip
+
+
+def decide(
+    axes: Mapping[str, AxisRun],
+    controls: Mapping[str, AxisRun],
+    tables: Mapping[str, DispositionSummary | None],
+    *,
+    causal: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``report.json``'s ``decision``: per axis, and the controls' outcomes."""
+    outcomes = {k: control_outcome(r, k) for k, r in controls.items()}
+    warnings = control_warnings(outcomes)
+    hatch = ""
+    if warnings:
+        hatch = ("The decision cannot be trusted: " + "; ".join(warnings)
+                 + ". Read what follows as the machinery's output only. ")  # fmt: skip
+    entries = {
+        k: axis_decision(r, tables.get(k), hatch=hatch, causal=causal if k == "correct" else None)
+        for k, r in axes.items()
+    }
+    for e in entries.values():
+        e["trusted"] = not warnings
+    return {
+        **entries,
+        "controls": {
+            k: {
+                "outcome": o,
+                "as_expected": ok,
+                "axis": controls[k].axis,
+                "reads": axis_reads(controls[k]),
+                "confound_verdict": controls[k].confound_verdict,
+            }
+            for k, (o, ok) in outcomes.items()
+        },  # fmt: skip
+        "warnings": warnings,
+        "trusted": not warnings,
+    }
