@@ -15,6 +15,14 @@ token), so that:
 
 Greedy decoding gives the same tokens as ``transformers``' ``generate``.
 
+Two loops run the steps. ``loop="continuous"`` (the default) keeps one batch of
+``batch_size`` rows running: a finished row leaves at once and a waiting item
+takes its slot, and a prompt prefix shared by every item (the chat template's
+system turn) is prefilled once (:mod:`workbench.model.continuous`). Models whose
+cache cannot be cut per row (sliding-window layers: Gemma; recurrent layers:
+Qwen3.5) fall back to ``loop="static"``, which decodes length buckets one after
+another, each until its longest row ends; ``Generations.loop`` says which ran.
+
 >>> gens = generate(lm, ["What is 2+2?"], max_new_tokens=4)
 >>> len(gens), gens[0].n_tokens <= 4, isinstance(gens[0].response, str)
 (1, True, True)
@@ -24,7 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -36,7 +44,9 @@ from workbench.core.errors import WorkbenchError
 from workbench.core.items import Item, as_items
 from workbench.core.progress import progress_bar
 from workbench.core.sites import Site, parse_sites
+from workbench.model.continuous import Step, decode_continuous
 from workbench.model.hooks import attach
+from workbench.model.kvcache_rows import empty_cache, unsupported_layers
 from workbench.model.loaded import LoadedModel, unwrap
 from workbench.model.readers import Positions, SiteReader
 from workbench.model.tokens import collate, encode_prompts, length_buckets
@@ -104,6 +114,7 @@ class Generations:
     items: tuple[Generation, ...]
     config: DecodingConfig
     features: Mapping[str, np.ndarray] = field(default_factory=dict)
+    loop: str = "static"
 
     def __len__(self) -> int:
         return len(self.items)
@@ -193,11 +204,7 @@ def _decode_bucket(
     device = lm.device
     pad = lm.pad_id
     batch = collate(prompts, pad, side="left", device=device)
-    generators = []
-    for s in seeds:
-        g = torch.Generator(device=device)
-        g.manual_seed(s)
-        generators.append(g)
+    generators = [_generator(s, device) for s in seeds]
     n = len(prompts)
     mask, positions = batch.attention_mask, batch.position_ids
     inputs, cache = batch.input_ids, None
@@ -246,6 +253,31 @@ def _decode_bucket(
     return tokens, truncated, features
 
 
+def _generator(seed: int, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(seed)
+    return g
+
+
+def _forward(lm: LoadedModel) -> Callable[..., torch.Tensor]:
+    """One cached forward pass of the continuous loop: the last position's logits."""
+
+    def run(
+        ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any, step: Step
+    ) -> torch.Tensor:
+        out = lm.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return out.logits[:, -1, :]
+
+    return run
+
+
 def generate(
     lm: LoadedModel | Any,
     items: Sequence[Item | str | Mapping[str, Any]],
@@ -261,6 +293,7 @@ def generate(
     interventions: Sequence[AbstractContextManager[Any]] = (),
     capture: Sequence[str | Site] | None = None,
     progress: bool = False,
+    loop: str = "continuous",
 ) -> Generations:
     """Generate a response per item.
 
@@ -278,6 +311,8 @@ def generate(
             (returned in ``Generations.features``; same values as capturing
             prompt + response in a second pass).
         progress: show a progress bar.
+        loop: ``"continuous"`` (rows leave and join one batch of ``batch_size``) or
+            ``"static"`` (length buckets, each decoded until its longest row ends).
 
     ``lm`` may be anything ``load_model(..., backend=...)`` returns; a TransformerLens
     or nnsight backend decodes greedily through its own engine (sampling, interventions
@@ -295,6 +330,8 @@ def generate(
         return backend.generate(
             items, max_new_tokens=max_new_tokens, batch_size=batch_size, chat_template=chat_template
         )
+    if loop not in ("continuous", "static"):
+        raise WorkbenchError(f"loop {loop!r} unknown: use 'continuous' or 'static'")
     config = DecodingConfig(
         max_new_tokens, do_sample, temperature, top_p, top_k, seed, chat_template
     )
@@ -305,30 +342,49 @@ def generate(
         lm.tokenizer, items, max_new_tokens=max_new_tokens, chat_template=chat_template,
         max_positions=lm.max_positions,
     )  # fmt: skip
+    seeds = [item_seed(seed, it.id) for it in items]
+    if loop == "continuous":
+        blocked = unsupported_layers(empty_cache(lm.model))
+        if blocked:
+            loop = f"static (fallback: {', '.join(blocked)} cannot be cut per row)"
     results: list[Generation | None] = [None] * len(items)
     features: dict[str, np.ndarray] = {}
+
+    def keep(
+        i: int, tokens: list[int], truncated: bool, values: Mapping[str, torch.Tensor]
+    ) -> None:
+        text = lm.tokenizer.decode(tokens, skip_special_tokens=True)
+        results[i] = Generation(items[i].id, items[i].prompt, text, tuple(tokens), truncated)
+        for name, tensor in values.items():
+            if name not in features:
+                features[name] = np.empty((len(items), *tensor.shape), dtype=np.float32)
+            features[name][i] = tensor.numpy()
+
     with contextlib.ExitStack() as stack, progress_bar("generate", len(items), progress) as bar:
         for intervention in interventions:
             stack.enter_context(intervention)
-        for bucket in length_buckets([len(p) for p in prompts], batch_size):
-            tokens, truncated, values = _decode_bucket(
-                lm,
-                [prompts[i] for i in bucket],
-                [item_seed(seed, items[i].id) for i in bucket],
-                config,
-                eos,
-                reader,
-            )
-            for row, i in enumerate(bucket):
-                text = lm.tokenizer.decode(tokens[row], skip_special_tokens=True)
-                results[i] = Generation(
-                    items[i].id, items[i].prompt, text, tuple(tokens[row]), truncated[row]
-                )
-            for name, tensor in values.items():
-                if name not in features:
-                    features[name] = np.empty((len(items), *tensor.shape[1:]), dtype=np.float32)
-                features[name][bucket] = tensor.numpy()
-            bar.advance(len(bucket))
+        if loop == "continuous":
+            with torch.inference_mode(), attach(reader.hooks() if reader is not None else []):
+                decoded = decode_continuous(
+                    lm.model, _forward(lm), prompts, [_generator(s, lm.device) for s in seeds],
+                    lambda logits, gens: _choose(logits, config, gens), batch_size=batch_size,
+                    max_new_tokens=max_new_tokens, eos=eos, pad=lm.pad_id, device=lm.device,
+                    reader=reader, on_done=lambda _: bar.advance(1),
+                )  # fmt: skip
+            for i in range(len(items)):
+                keep(i, decoded.tokens[i], decoded.truncated[i], decoded.features[i])
+        else:
+            for bucket in length_buckets([len(p) for p in prompts], batch_size):
+                tokens, truncated, values = _decode_bucket(
+                    lm, [prompts[i] for i in bucket], [seeds[i] for i in bucket], config, eos,
+                    reader,
+                )  # fmt: skip
+                for row, i in enumerate(bucket):
+                    keep(i, tokens[row], truncated[row], {k: v[row] for k, v in values.items()})
+                bar.advance(len(bucket))
     return Generations(
-        items=tuple(r for r in results if r is not None), config=config, features=features
+        items=tuple(r for r in results if r is not None),
+        config=config,
+        features=features,
+        loop=loop,
     )
