@@ -162,7 +162,7 @@ def _halve_head_outputs(lm):
         return (x, *args[1:])
 
     return attach(
-        [Hook(lm.layout.o_proj(l), "pre", scale) for l in lm.layout.layers_with_attention]
+        [Hook(lm.layout.o_proj(layer), "pre", scale) for layer in lm.layout.layers_with_attention]
     )
 
 
