@@ -110,6 +110,12 @@ def _in_process(name: str, plan: Plan, args: argparse.Namespace) -> dict[str, An
     import torch
 
     from benchmarks.capture_sections import capture_section, early_stop_section
+    from benchmarks.demo_sections import (
+        demo_generation_section,
+        demo_stage_section,
+        demo_sweep_section,
+    )
+    from benchmarks.flops import matmul_peak
     from benchmarks.generation_sections import fused_section, tempered_section
     from benchmarks.timing import synchronizer
     from benchmarks.workload import load_bench_model, nnsight_model, transformer_lens_bridge
@@ -122,16 +128,24 @@ def _in_process(name: str, plan: Plan, args: argparse.Namespace) -> dict[str, An
         ids = torch.tensor([[lm.tokenizer.eos_token_id]], device=lm.device)
         lm.model(ids, output_hidden_states=True)
     sync = synchronizer(lm.device)
+    log("matmul peak (before)")
+    peaks = [matmul_peak(lm.device, lm.dtype)]
+    peak = peaks[0]
     wanted = set(plan.sections)
     bridge = transformer_lens_bridge(lm) if wanted & {"capture", "early_stop"} else None
     nnm = nnsight_model(lm) if wanted & {"capture", "early_stop", "tempered"} else None
     runners: dict[str, Callable[[], dict[str, Any]]] = {
-        "capture": lambda: capture_section(lm, plan, bridge=bridge, nnm=nnm, sync=sync, log=log),
+        "capture": lambda: capture_section(
+            lm, plan, bridge=bridge, nnm=nnm, sync=sync, log=log, peak=peak
+        ),
         "early_stop": lambda: early_stop_section(
             lm, plan, bridge=bridge, nnm=nnm, sync=sync, log=log
         ),
-        "fused": lambda: fused_section(lm, plan, sync=sync, log=log),
-        "tempered": lambda: tempered_section(lm, plan, nnm=nnm, sync=sync, log=log),
+        "fused": lambda: fused_section(lm, plan, sync=sync, log=log, peak=peak),
+        "tempered": lambda: tempered_section(lm, plan, nnm=nnm, sync=sync, log=log, peak=peak),
+        "demo_generation": lambda: demo_generation_section(lm, plan, peak=peak, sync=sync, log=log),
+        "demo_stage": lambda: demo_stage_section(lm, plan, sync=sync, log=log),
+        "demo_sweep": lambda: demo_sweep_section(lm, plan, sync=sync, log=log),
     }
     out: dict[str, Any] = {
         "model": lm.describe(),
@@ -147,6 +161,13 @@ def _in_process(name: str, plan: Plan, args: argparse.Namespace) -> dict[str, An
     for key in SECTIONS:
         if key in wanted and key in runners:
             out["sections"][key] = _guarded(key, runners[key])
+    log("matmul peak (after)")
+    peaks.append(matmul_peak(lm.device, lm.dtype))
+    out["matmul_peak"] = {
+        "used": peak,
+        "before_and_after": peaks,
+        "note": "fractions of the peak use the one measured before the sections",
+    }
     return out
 
 
