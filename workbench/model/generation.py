@@ -303,7 +303,8 @@ def generate(
         max_new_tokens: cap per response; hitting it without EOS sets ``truncated``.
         do_sample, temperature, top_p, top_k: sampling (greedy by default).
         seed: base seed; each item draws from its own generator seeded by (seed, id).
-        batch_size: prompts per batch (left padding, bucketed by length).
+        batch_size: rows decoded at once (the continuous loop refills freed rows; the
+            static loop decodes length buckets of this size).
         chat_template: render prompts with the chat template (default: when available).
         interventions: context managers entered around the whole generation
             (tempering, steering); equivalent to wrapping the call in ``with``.
