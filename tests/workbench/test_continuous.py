@@ -87,7 +87,7 @@ def test_continuous_greedy_equals_hf_generate(tiny, arch):
     assert gens.loop == "continuous" if SLICEABLE[arch] else gens.loop.startswith("static (fall")
 
 
-def _record(lm, prompts, *, batch_size, share_prefix, max_new_tokens=6, reader=None):
+def _record(lm, prompts, *, batch_size, share_prefix, max_new_tokens=6, reader=None, min_group=1):
     steps: list[tuple[Step, torch.Tensor]] = []
 
     def forward(ids, mask, positions, cache, step):
@@ -101,7 +101,7 @@ def _record(lm, prompts, *, batch_size, share_prefix, max_new_tokens=6, reader=N
             lm.model, forward, prompts, [torch.Generator() for _ in prompts],
             lambda logits, gens: logits.argmax(-1), batch_size=batch_size,
             max_new_tokens=max_new_tokens, eos=set(eos_ids(lm)), pad=lm.pad_id,
-            device=lm.device, share_prefix=share_prefix, min_group=1, reader=reader,
+            device=lm.device, share_prefix=share_prefix, min_group=min_group, reader=reader,
         )  # fmt: skip
     return decoded, steps
 
@@ -119,15 +119,23 @@ def test_shared_prefix_is_prefilled_once_and_changes_nothing(tiny):
     assert shared.row_tokens < alone.row_tokens
 
 
-def test_step_says_which_positions_are_prompt_and_generated(tiny):
+@pytest.mark.parametrize("min_group", [1, 2])
+def test_step_says_which_positions_are_prompt_and_generated(tiny, min_group):
     lm = tiny("llama")
     prompts = [encode_prompt(lm.tokenizer, it.prompt) for it in ITEMS]
-    decoded, steps = _record(lm, prompts, batch_size=3, share_prefix=False)
+    with _extra_eos(lm, _eos_at_different_steps(lm, 6)):
+        decoded, steps = _record(lm, prompts, batch_size=3, share_prefix=False, min_group=min_group)
+        assert decoded.tokens == [_hf_greedy(lm, it, 6, eos_ids(lm)) for it in ITEMS]
     fed = {i: 0 for i in range(len(prompts))}
+    ended: set[int] = set()
     for step, mask in steps:
         assert step.pos.shape[0] == len(step.items) == mask.shape[0]
         for r, item in enumerate(step.items):
             real = step.pos[r][step.pos[r] >= 0].tolist()
+            if not real:  # an ended row waiting to be removed (min_group > 1)
+                ended.add(item)
+                continue
+            assert item not in ended
             n_prompt = len(prompts[item])
             if real and real[0] == 0:  # the item's prefill: its whole prompt, in order
                 assert real == list(range(n_prompt)) and int(step.length[r]) == n_prompt
@@ -140,6 +148,7 @@ def test_step_says_which_positions_are_prompt_and_generated(tiny):
     for i, tokens in enumerate(decoded.tokens):
         assert fed[i] == len(prompts[i]) + len(tokens) - int(decoded.truncated[i])
     assert max(len(s.items) for s, _ in steps) == 3
+    assert bool(ended) == (min_group > 1)  # ended rows were kept for a while, then removed
 
 
 def test_sampling_draws_do_not_depend_on_batch_composition(tiny):
@@ -166,16 +175,20 @@ def _halve_head_outputs(lm):
     )
 
 
-@pytest.mark.parametrize("arch", ["llama", "gpt2"])
-def test_interventions_and_fused_capture_equal_the_static_loop(tiny, arch):
+@pytest.mark.parametrize(("arch", "batch_size"), [("llama", 3), ("gpt2", 3), ("llama", 16)])
+def test_interventions_and_fused_capture_equal_the_static_loop(tiny, arch, batch_size):
+    # batch 16 keeps ended rows until two have ended (min_group 2): their features must hold
     lm = tiny(arch)
     layer = lm.layout.layers_with_attention[-1]
     sites = ["h_last", "resid(0)", "mean_last_n(2)", f"head_in({layer},last=3)"]
     out = {}
-    for loop in ("static", "continuous"):
-        out[loop] = generate(lm, ITEMS, max_new_tokens=7, batch_size=3, loop=loop,
-                             interventions=[_halve_head_outputs(lm)], capture=sites)  # fmt: skip
-    plain = generate(lm, ITEMS, max_new_tokens=7, batch_size=3)
+    with _extra_eos(lm, _eos_at_different_steps(lm, 7)):  # rows end at different steps
+        for loop in ("static", "continuous"):
+            out[loop] = generate(lm, ITEMS, max_new_tokens=7, batch_size=batch_size, loop=loop,
+                                 interventions=[_halve_head_outputs(lm)], capture=sites)  # fmt: skip
+        plain = generate(lm, ITEMS, max_new_tokens=7, batch_size=3)
+    lengths = {g.n_tokens for g in out["static"] if not g.truncated}
+    assert len(lengths) >= 2, lengths
     assert [g.token_ids for g in out["continuous"]] == [g.token_ids for g in out["static"]]
     assert [g.token_ids for g in plain] != [g.token_ids for g in out["static"]]
     assert any(g.truncated for g in plain)

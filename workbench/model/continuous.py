@@ -2,9 +2,12 @@
 
 One KV cache holds the running rows (see :mod:`workbench.model.kvcache_rows`).
 Each decoding step feeds every live row its newest token; a row that picks EOS,
-or reaches ``max_new_tokens``, leaves at once (with fused capture, a row cut at
-the cap stays one more step so the reader sees its last token, exactly as the
-static loop does). Waiting items are admitted in groups by
+or reaches ``max_new_tokens``, has ended (with fused capture, a row cut at the
+cap is fed once more so the reader sees its last token, exactly as the static
+loop does). Removing rows copies the whole cache, so ended rows are removed in
+groups: when a group of waiting items joins, or once they are as many as the
+rows still running; until then they are computed and ignored (their columns
+count as no token in :class:`Step`). Waiting items are admitted in groups by
 :class:`~workbench.model.scheduler.Scheduler`: each group is prefilled on its
 own, left-padded, and its cache rows appended to the running ones. When every
 prompt starts with the same tokens (the chat template's system turn), that
@@ -42,7 +45,8 @@ class Step:
 
     Attributes:
         pos: ``(batch, seq)`` position of each column in its unpadded row, -1 for padding
-            (a column at ``pos < n_prompt`` is a prompt token, the rest are generated).
+            and for rows that ended and wait to be removed (a column at ``pos < n_prompt``
+            is a prompt token, the rest are generated).
         n_prompt: ``(batch,)`` prompt tokens per row.
         length: ``(batch,)`` real tokens in the row so far, this pass included.
         capacity: ``(batch,)`` the longest the row can become (prompt + ``max_new_tokens``).
@@ -87,12 +91,26 @@ class _Live:
     pending: torch.Tensor
     draining: list[bool]
     state: dict[str, torch.Tensor]
+    dead: list[bool] = field(default_factory=list)  # ended, awaiting removal
+
+    def __post_init__(self) -> None:
+        self.dead = self.dead or [False] * len(self.items)
+
+    @property
+    def n_alive(self) -> int:
+        return len(self.items) - sum(self.dead)
+
+    def reap(self) -> None:
+        """Remove ended rows (one copy of the cache, so it is done for several at once)."""
+        if any(self.dead):
+            self.keep([r for r, d in enumerate(self.dead) if not d])
 
     def keep(self, rows: list[int]) -> None:
         index = torch.tensor(rows, dtype=torch.long, device=self.mask.device)
         select_rows(self.cache, index)
         self.items = [self.items[r] for r in rows]
         self.draining = [self.draining[r] for r in rows]
+        self.dead = [self.dead[r] for r in rows]
         self.mask, self.length = self.mask[index], self.length[index]
         self.pending = self.pending[index]
         self.state = {k: v[index] for k, v in self.state.items()}
@@ -101,6 +119,7 @@ class _Live:
         self.mask = merge(self.cache, self.mask, other.cache, other.mask)
         self.items += other.items
         self.draining += other.draining
+        self.dead += other.dead
         self.length = torch.cat([self.length, other.length])
         self.pending = torch.cat([self.pending, other.pending])
         self.state = {k: torch.cat([v, other.state[k]]) for k, v in self.state.items()}
@@ -122,6 +141,7 @@ class _Loop:
         reader: SiteReader | None,
         share_prefix: bool,
         on_done: Callable[[int], None],
+        reap_at: int,
     ) -> None:
         self.model, self.forward, self.prompts = model, forward, prompts
         self.generators, self.choose = generators, choose
@@ -135,6 +155,7 @@ class _Loop:
         keep = reader.max_n if reader is not None else 1
         self.prefix_len = shared_prefix(prompts, keep=keep) if share_prefix else 0
         self.prefix: DynamicCache | None = None
+        self.reap_at = reap_at
 
     def _run(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: Any,
              step: Step) -> torch.Tensor:  # fmt: skip
@@ -195,8 +216,8 @@ class _Loop:
 
     def _sample(self, live: _Live, logits: torch.Tensor) -> None:
         """Choose the next token of every live row that is not draining; retire rows."""
-        rows = [r for r, d in enumerate(live.draining) if not d]
-        finished = [r for r, d in enumerate(live.draining) if d]
+        rows = [r for r, d in enumerate(live.draining) if not d and not live.dead[r]]
+        finished = [r for r, d in enumerate(live.draining) if d and not live.dead[r]]
         if rows:
             index = torch.tensor(rows, device=logits.device)
             chosen = self.choose(
@@ -216,21 +237,25 @@ class _Loop:
                         finished.append(r)
                     else:
                         live.draining[r] = True  # one more pass so the reader sees it
-        if finished:
-            for r in finished:
-                item = live.items[r]
-                self.out.features[item] = {k: v[r].detach().cpu() for k, v in live.state.items()}
-                self.on_done(item)
-            done = set(finished)
-            live.keep([r for r in range(len(live.items)) if r not in done])
+        for r in finished:
+            item = live.items[r]
+            self.out.features[item] = {k: v[r].detach().cpu() for k, v in live.state.items()}
+            self.on_done(item)
+            live.dead[r] = True
+        # An ended row costs its share of each step; removing it costs a copy of the cache
+        # (about a step's attention): remove ended rows in groups, or when they are the majority.
+        n_dead = len(live.items) - live.n_alive
+        if n_dead and (n_dead >= self.reap_at or n_dead >= live.n_alive):
+            live.reap()
 
     def _step(self, live: _Live) -> None:
         n, dev = len(live.items), self.device
         live.mask = torch.cat([live.mask, live.mask.new_ones((n, 1))], dim=1)
         positions = live.length[:, None]
         live.length = live.length + 1
+        dead = torch.tensor(live.dead, device=dev)
         step = Step(
-            pos=positions,
+            pos=positions.masked_fill(dead[:, None], -1),  # an ended row's column is no token
             n_prompt=torch.tensor([len(self.prompts[i]) for i in live.items], device=dev),
             length=live.length,
             capacity=torch.tensor(
@@ -245,17 +270,21 @@ class _Loop:
             )
         logits = self._run(live.pending[:, None], live.mask, positions, live.cache, step)
         if self.reader is not None:
+            alive = ~dead
             for name, new in self.reader.take_on_device().items():
+                old = live.state[name]
                 if name in self.windows:
-                    new = torch.cat([live.state[name], new], dim=1)[:, -self.windows[name] :]
-                live.state[name] = new
+                    new = torch.cat([old, new], dim=1)[:, -self.windows[name] :]
+                live.state[name] = torch.where(alive.view(-1, *[1] * (new.dim() - 1)), new, old)
         self._sample(live, logits)
 
     def run(self, scheduler: Scheduler) -> Decoded:
         live: _Live | None = None
         while True:
-            group = scheduler.admit(len(live.items) if live is not None else 0)
+            group = scheduler.admit(live.n_alive if live is not None else 0)
             if group:
+                if live is not None:
+                    live.reap()
                 joined = self._prefill(group)
                 if live is None or not live.items:
                     live = joined
@@ -292,11 +321,10 @@ def decode_continuous(
     The caller enters interventions and attaches ``reader``'s hooks around the
     call; ``generators[i]`` is item ``i``'s own random generator.
     """
+    scheduler = Scheduler([len(p) for p in prompts], batch_size=batch_size, min_group=min_group)
     loop = _Loop(
         model, forward, prompts, generators, choose,
         max_new_tokens=max_new_tokens, eos=eos, pad=pad, device=device, reader=reader,
-        share_prefix=share_prefix, on_done=on_done,
+        share_prefix=share_prefix, on_done=on_done, reap_at=scheduler.min_group,
     )  # fmt: skip
-    return loop.run(
-        Scheduler([len(p) for p in prompts], batch_size=batch_size, min_group=min_group)
-    )
+    return loop.run(scheduler)
