@@ -3,7 +3,11 @@
 One process, the same model and the same items for every path, alternating
 repetitions. Sections: (1) ``h_last`` capture at batch 1 and 16, (2) mid-layer
 capture with early stop, (3) generate-then-forward vs fused generate-and-capture,
-(4) tempered generation, (5) peak memory (child processes), (6) padding waste.
+(4) tempered generation, (5) peak memory (child processes), (6) padding waste,
+(7-9) the demo's workload: greedy generation (``generate`` vs the static and the
+continuous loop), its generate-and-capture stage and its tempering sweep. A matmul
+peak is measured before and after the sections, and every capture and generation
+path reports its model FLOP/s and fraction of that peak (``benchmarks/flops.py``).
 Writes ``--out`` (JSON) and the same name with ``.md`` (Markdown tables).
 
     python benchmarks/run.py --out benchmarks/results.json            # make bench
@@ -19,6 +23,7 @@ overrides it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import importlib.metadata
 import json
@@ -203,6 +208,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=None, help="timed repetitions per path")
     p.add_argument("--sections", default=None, help=f"comma-separated, from {', '.join(SECTIONS)}")
     p.add_argument("--threads", type=int, default=None, help="torch threads (CPU default: 1)")
+    p.add_argument(
+        "--demo-limit", type=int, default=None, help="the first N items of each demo split"
+    )
     args = p.parse_args(argv)
     if args.models is None:
         args.models = "tiny-random" if args.quick else "smollm2,qwen3-0.6b-random"
@@ -243,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = plan_for(
             name, quick=args.quick, device=args.device, reps=args.reps, sections=sections
         )
+        if args.demo_limit is not None:
+            plan = dataclasses.replace(plan, demo_limit=args.demo_limit)
         model = run_model(name, plan, args)
         results["models"][name] = model
         for sec in model["sections"].values():
