@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from benchmarks.flops import Flops, utilisation
 from benchmarks.paths import capture_paths
 from benchmarks.plan import Plan
 from benchmarks.timing import alternate, summarize, target
@@ -43,6 +44,22 @@ def _attach(rows: list[dict[str, Any]], diffs: Mapping[str, float]) -> list[dict
     return rows
 
 
+def _capture_flops(lm: LoadedModel, items: list[Item]) -> float:
+    """Model FLOPs of the feature: every decoder layer over every real token (no padding;
+    no LM head, which a capture does not need)."""
+    flops = Flops.of(lm)
+    return sum(flops.sequence(len(e)) for e in encode_items(lm, items))
+
+
+def _add_utilisation(
+    rows: list[dict[str, Any]], flops: float, peak: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    for row in rows:
+        if peak is not None:
+            row.update(utilisation(flops, row["median_s"], peak))
+    return rows
+
+
 def capture_section(
     lm: LoadedModel,
     plan: Plan,
@@ -51,6 +68,7 @@ def capture_section(
     nnm: Any,
     sync: Callable[[], None],
     log: Callable[[str], None],
+    peak: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Section 1: ``h_last`` at batch 1 (one item at a time) and at the large batch size.
 
@@ -70,6 +88,7 @@ def capture_section(
         log(f"section 1: h_last, batch {batch_size}, {n} items")
         times, first = alternate(paths, plan.reps, sync, log)
         rows = _attach(summarize(times, "floor"), _diffs(first))
+        _add_utilisation(rows, _capture_flops(lm, subset), peak)
         runs.append(
             {
                 "batch_size": batch_size,
@@ -88,6 +107,17 @@ def capture_section(
                     limit,
                     "<=",
                     path=path,
+                    section="capture",
+                )
+            )
+        if peak is not None and batch_size > 1:
+            targets.append(
+                target(
+                    f"capture >= 75% of the matmul peak at batch {batch_size}",
+                    by["workbench"]["fraction_of_peak"],
+                    0.75,
+                    ">=",
+                    path="workbench",
                     section="capture",
                 )
             )

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.flops import Flops, utilisation
 from benchmarks.plan import Plan
 from benchmarks.timing import alternate, summarize, target
 from benchmarks.workload import bench_items, eos_suppressed
@@ -32,8 +33,26 @@ def _prompts(n: int) -> list[Item]:
     return [Item(it.id, it.prompt) for it in bench_items(n)]
 
 
+def _forced_flops(lm: LoadedModel, items: list[Item], n_tokens: int) -> float:
+    """Model FLOPs of greedy decoding forced to ``n_tokens`` per item (none ends early)."""
+    prompts = [len(encode_prompt(lm.tokenizer, it.prompt)) for it in items]
+    n = len(items)
+    return Flops.of(lm).generation(prompts, [n_tokens] * n, [True] * n)
+
+
+def _add_utilisation(rows: list[dict[str, Any]], flops: float, peak: dict[str, Any] | None) -> None:
+    for row in rows:
+        if peak is not None:
+            row.update(utilisation(flops, row["median_s"], peak))
+
+
 def fused_section(
-    lm: LoadedModel, plan: Plan, *, sync: Callable[[], None], log: Callable[[str], None]
+    lm: LoadedModel,
+    plan: Plan,
+    *,
+    sync: Callable[[], None],
+    log: Callable[[str], None],
+    peak: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Section 3: the paper's generate-then-forward against fused generate-and-capture.
 
@@ -67,6 +86,7 @@ def fused_section(
         paths = {"two_pass": two_pass, "fused": fused, "generate_only": generate_only}
         times, first = alternate(paths, plan.reps, sync, log)
     rows = summarize(times, "two_pass")
+    _add_utilisation(rows, _forced_flops(lm, items, n_tokens), peak)  # generation's work only
     (gens, two), (_, one) = first["two_pass"], first["fused"]
     pairs = [Item(g.id, g.prompt, g.response) for g in gens]
     same = [
@@ -111,6 +131,7 @@ def tempered_section(
     nnm: Any,
     sync: Callable[[], None],
     log: Callable[[str], None],
+    peak: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Section 4: greedy generation with one head tempered (lambda 0.5) against plain ``generate``.
 
@@ -172,6 +193,7 @@ def tempered_section(
         log(f"section 4: {len(items)} prompts x {n_tokens} tokens, head {layer}.{head} x {lam}")
         times, first = alternate(paths, plan.reps, sync, log)
     rows = summarize(times, "hf_generate", work=len(items) * n_tokens)
+    _add_utilisation(rows, _forced_flops(lm, items, n_tokens), peak)
     by = {r["path"]: r for r in rows}
     ref = first["hf_generate_tempered"]
     targets = [

@@ -8,7 +8,10 @@ from typing import Any
 
 __all__ = ["SECTIONS", "Plan", "plan_for"]
 
-SECTIONS = ("capture", "early_stop", "fused", "tempered", "memory")
+SECTIONS = (
+    "capture", "early_stop", "fused", "tempered", "demo_generation", "demo_stage", "demo_sweep",
+    "memory",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,9 @@ class Plan:
         temper_items, temper_tokens: section 4 (one batch; responses forced to length).
         memory_items: items per capture path in section 5 (one large batch).
         stream_items, stream_shard: the 1x streamed run (the 10x run has 10x items).
+        demo_limit: the first N items of each demo split (None: all 290).
+        demo_batch, demo_tokens: the demo's batch size and ``max_new_tokens``.
+        reps_demo: timed repetitions of the demo sections (each is minutes on a CPU).
         memory_one_child: measure every memory path in one child process (fast, for
             the smoke test; the numbers are then not comparable).
     """
@@ -40,6 +46,10 @@ class Plan:
     memory_items: int = 16
     stream_items: int = 4
     stream_shard: int = 4
+    demo_limit: int | None = None
+    demo_batch: int = 48
+    demo_tokens: int = 48
+    reps_demo: int = 2
     memory_one_child: bool = False
     note: str = ""
 
@@ -60,6 +70,10 @@ QUICK = Plan(
     memory_items=4,
     stream_items=2,
     stream_shard=2,
+    demo_limit=2,
+    demo_batch=2,
+    demo_tokens=4,
+    reps_demo=1,
     memory_one_child=True,
     note="--quick: tiny sizes, one repetition; for the smoke test, not for numbers",
 )

@@ -26,6 +26,12 @@ def _diff(x: float | None) -> str:
     return "-" if x is None else f"{x:.1e}"
 
 
+def _mfu(r: dict[str, Any]) -> str:
+    if "achieved_flops" not in r:
+        return "-"
+    return f"{r['achieved_flops'] / 1e9:.1f} ({r['fraction_of_peak'] * 100:.0f}%)"
+
+
 def _timing_rows(rows: Sequence[dict[str, Any]], prefix: Sequence[Any] = ()) -> list[list[Any]]:
     return [
         [
@@ -35,13 +41,17 @@ def _timing_rows(rows: Sequence[dict[str, Any]], prefix: Sequence[Any] = ()) -> 
             f"{_s(r['min_s'])}-{_s(r['max_s'])}",
             _x(r["ratio"]),
             f"{_x(r['paired_ratio_min'])}-{_x(r['paired_ratio_max'])}",
+            _mfu(r),
             _diff(r.get("max_abs_diff_vs_floor")),
         ]
         for r in rows
     ]
 
 
-_TIMING = ["path", "median s", "min-max s", "ratio to floor", "paired ratios", "max abs diff"]
+_TIMING = [
+    "path", "median s", "min-max s", "ratio to floor", "paired ratios",
+    "model GFLOP/s (of peak)", "max abs diff",
+]  # fmt: skip
 
 
 def _capture(sec: dict[str, Any]) -> list[str]:
@@ -96,12 +106,51 @@ def _tempered(sec: dict[str, Any]) -> list[str]:
             f"{_s(r['min_s'])}-{_s(r['max_s'])}",
             f"{r['throughput']:.1f}",
             _x(r["throughput_ratio"]),
+            _mfu(r),
         ]
         for r in sec["rows"]
     ]
     return lines + _table(
-        ["path", "median s", "min-max s", "tokens/s", "throughput vs hf_generate"], rows
+        ["path", "median s", "min-max s", "tokens/s", "throughput vs hf_generate",
+         "model GFLOP/s (of peak)"],
+        rows,
+    )  # fmt: skip
+
+
+def _demo_generation(sec: dict[str, Any]) -> list[str]:
+    agree = "; ".join(
+        f"{k}: {v['items_differing']} items differ, {v['first_difference_at_near_tie']} of them "
+        "first where the top two logits are within 1e-5"
+        for k, v in sec["agreement_with_hf_generate"].items()
     )
+    lines = [
+        f"{sec['n_items']} demo items, batch {sec['batch_size']}, up to {sec['max_new_tokens']} "
+        f"new tokens, greedy, EOS ends a row. Tokens against `hf_generate`: {agree}.",
+        "",
+    ]
+    rows = [
+        [
+            r["path"],
+            r.get("loop", "-"),
+            _s(r["median_s"]),
+            f"{_s(r['min_s'])}-{_s(r['max_s'])}",
+            r.get("generated_tokens", "-"),
+            f"{r['throughput']:.1f}",
+            _x(r["throughput_ratio"]),
+            _mfu(r),
+        ]
+        for r in sec["rows"]
+    ]
+    header = ["path", "loop", "median s", "min-max s", "generated tokens", "tokens/s (hf count)",
+              "throughput vs hf_generate", "model GFLOP/s (of peak)"]  # fmt: skip
+    return lines + _table(header, rows)
+
+
+def _demo_pair(sec: dict[str, Any]) -> list[str]:
+    facts = {k: v for k, v in sec.items() if k not in ("rows", "targets", "wall_s")}
+    lines = [", ".join(f"{k}: {v}" for k, v in facts.items()), ""]
+    header = ["path", "median s", "min-max s", "ratio to static", "paired ratios"]
+    return lines + _table(header, [r[:5] for r in _timing_rows(sec["rows"])])
 
 
 def _memory(sec: dict[str, Any]) -> list[str]:
@@ -146,6 +195,12 @@ _SECTIONS = {
     "early_stop": ("2. Mid-layer capture with early stop", _early),
     "fused": ("3. Generate-then-forward vs fused generate-and-capture", _fused),
     "tempered": ("4. Tempered generation", _tempered),
+    "demo_generation": ("7. Demo workload: greedy generation, three loops", _demo_generation),
+    "demo_stage": ("8. Demo generate-and-capture stage, static vs continuous", _demo_pair),
+    "demo_sweep": (
+        "9. Demo tempering sweep (its generate calls), static vs continuous",
+        _demo_pair,
+    ),
     "memory": ("5. Peak memory", _memory),
 }
 
@@ -185,6 +240,18 @@ def render(results: dict[str, Any]) -> str:
     )
     for name, model in results["models"].items():
         lines += [f"## {name}", "", f"Plan: `{model['plan']}`", ""]
+        if "matmul_peak" in model:
+            pk = model["matmul_peak"]
+            shown = ", ".join(
+                f"{p['peak_flops'] / 1e9:.1f} (median {p['median_flops'] / 1e9:.1f})"
+                for p in pk["before_and_after"]
+            )
+            lines += [
+                f"Matmul peak ({pk['used']['shape'][0]}^3 {pk['used']['dtype']}, "
+                f"{pk['used']['threads']} threads), GFLOP/s before and after the sections: "
+                f"{shown}; {pk['note']}.",
+                "",
+            ]
         for key, sec in model["sections"].items():
             title, fn = _SECTIONS[key]
             lines += [f"### {title}", ""]

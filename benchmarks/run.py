@@ -3,7 +3,11 @@
 One process, the same model and the same items for every path, alternating
 repetitions. Sections: (1) ``h_last`` capture at batch 1 and 16, (2) mid-layer
 capture with early stop, (3) generate-then-forward vs fused generate-and-capture,
-(4) tempered generation, (5) peak memory (child processes), (6) padding waste.
+(4) tempered generation, (5) peak memory (child processes), (6) padding waste,
+(7-9) the demo's workload: greedy generation (``generate`` vs the static and the
+continuous loop), its generate-and-capture stage and its tempering sweep. A matmul
+peak is measured before and after the sections, and every capture and generation
+path reports its model FLOP/s and fraction of that peak (``benchmarks/flops.py``).
 Writes ``--out`` (JSON) and the same name with ``.md`` (Markdown tables).
 
     python benchmarks/run.py --out benchmarks/results.json            # make bench
@@ -19,6 +23,7 @@ overrides it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import importlib.metadata
 import json
@@ -110,6 +115,12 @@ def _in_process(name: str, plan: Plan, args: argparse.Namespace) -> dict[str, An
     import torch
 
     from benchmarks.capture_sections import capture_section, early_stop_section
+    from benchmarks.demo_sections import (
+        demo_generation_section,
+        demo_stage_section,
+        demo_sweep_section,
+    )
+    from benchmarks.flops import matmul_peak
     from benchmarks.generation_sections import fused_section, tempered_section
     from benchmarks.timing import synchronizer
     from benchmarks.workload import load_bench_model, nnsight_model, transformer_lens_bridge
@@ -122,16 +133,24 @@ def _in_process(name: str, plan: Plan, args: argparse.Namespace) -> dict[str, An
         ids = torch.tensor([[lm.tokenizer.eos_token_id]], device=lm.device)
         lm.model(ids, output_hidden_states=True)
     sync = synchronizer(lm.device)
+    log("matmul peak (before)")
+    peaks = [matmul_peak(lm.device, lm.dtype)]
+    peak = peaks[0]
     wanted = set(plan.sections)
     bridge = transformer_lens_bridge(lm) if wanted & {"capture", "early_stop"} else None
     nnm = nnsight_model(lm) if wanted & {"capture", "early_stop", "tempered"} else None
     runners: dict[str, Callable[[], dict[str, Any]]] = {
-        "capture": lambda: capture_section(lm, plan, bridge=bridge, nnm=nnm, sync=sync, log=log),
+        "capture": lambda: capture_section(
+            lm, plan, bridge=bridge, nnm=nnm, sync=sync, log=log, peak=peak
+        ),
         "early_stop": lambda: early_stop_section(
             lm, plan, bridge=bridge, nnm=nnm, sync=sync, log=log
         ),
-        "fused": lambda: fused_section(lm, plan, sync=sync, log=log),
-        "tempered": lambda: tempered_section(lm, plan, nnm=nnm, sync=sync, log=log),
+        "fused": lambda: fused_section(lm, plan, sync=sync, log=log, peak=peak),
+        "tempered": lambda: tempered_section(lm, plan, nnm=nnm, sync=sync, log=log, peak=peak),
+        "demo_generation": lambda: demo_generation_section(lm, plan, peak=peak, sync=sync, log=log),
+        "demo_stage": lambda: demo_stage_section(lm, plan, sync=sync, log=log),
+        "demo_sweep": lambda: demo_sweep_section(lm, plan, sync=sync, log=log),
     }
     out: dict[str, Any] = {
         "model": lm.describe(),
@@ -147,6 +166,13 @@ def _in_process(name: str, plan: Plan, args: argparse.Namespace) -> dict[str, An
     for key in SECTIONS:
         if key in wanted and key in runners:
             out["sections"][key] = _guarded(key, runners[key])
+    log("matmul peak (after)")
+    peaks.append(matmul_peak(lm.device, lm.dtype))
+    out["matmul_peak"] = {
+        "used": peak,
+        "before_and_after": peaks,
+        "note": "fractions of the peak use the one measured before the sections",
+    }
     return out
 
 
@@ -182,6 +208,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=None, help="timed repetitions per path")
     p.add_argument("--sections", default=None, help=f"comma-separated, from {', '.join(SECTIONS)}")
     p.add_argument("--threads", type=int, default=None, help="torch threads (CPU default: 1)")
+    p.add_argument(
+        "--demo-limit", type=int, default=None, help="the first N items of each demo split"
+    )
     args = p.parse_args(argv)
     if args.models is None:
         args.models = "tiny-random" if args.quick else "smollm2,qwen3-0.6b-random"
@@ -226,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = plan_for(
             name, quick=args.quick, device=args.device, reps=args.reps, sections=sections
         )
+        if args.demo_limit is not None:
+            plan = dataclasses.replace(plan, demo_limit=args.demo_limit)
         model = run_model(name, plan, args)
         results["models"][name] = model
         for sec in model["sections"].values():

@@ -121,3 +121,32 @@ def test_smollm_greedy_tokens_agree_with_and_without_tempering(smollm_backends):
         assert [g.response for g in gens] == [g.response for g in plain]
         with backend.temper(heads):
             assert _tokens(backend.generate(SMOLLM_ITEMS, max_new_tokens=4)) == tempered
+
+
+@pytest.mark.parametrize("positions", ["last", "prompt"])
+def test_continuous_loop_through_every_backend(tiny, positions):
+    """The continuous loop runs through each backend's Decoder (the bridge's uncached one
+    falls back to static, recorded) and a position-restricted tempering gives the static
+    loop's tokens."""
+    lm = tiny("llama")
+    layer = lm.layout.layers_with_attention[-1]
+    heads = {(layer, h): 0.0 for h in range(lm.layout.info[layer].n_heads - 1)}
+    lens = LensBackend(lm, copy_model=True)
+    for backend in (HFBackend(lm), NNsightBackend(lm), lens):
+        with backend.temper(heads, positions=positions):
+            static = backend.generate(PROMPTS, max_new_tokens=6, batch_size=2)
+            continuous = backend.generate(
+                PROMPTS, max_new_tokens=6, batch_size=2, loop="continuous"
+            )
+        assert static.loop == "static"
+        assert continuous.loop == "continuous", (backend.name, continuous.loop)
+        assert _tokens(continuous) == _tokens(static), backend.name
+
+
+def test_uncached_decoder_falls_back_to_static(tiny):
+    lm = tiny("qwen3_5")  # the bridge's cache is disabled for it: the whole sequence each step
+    lens = LensBackend(lm, copy_model=True)
+    assert lens.kv_cache == "disabled"
+    gens = lens.generate(PROMPTS, max_new_tokens=4, batch_size=2, loop="continuous")
+    assert gens.loop.startswith("static (fallback")
+    assert _tokens(gens) == _tokens(lens.generate(PROMPTS, max_new_tokens=4, batch_size=2))

@@ -46,7 +46,10 @@ def test_machine_and_settings_are_recorded(results):
 
 def test_every_section_ran_without_error(results):
     sections = results["models"]["tiny-random"]["sections"]
-    assert set(sections) == {"capture", "early_stop", "fused", "tempered", "memory"}
+    assert set(sections) == {
+        "capture", "early_stop", "fused", "tempered", "demo_generation", "demo_stage",
+        "demo_sweep", "memory",
+    }  # fmt: skip
     for name, section in sections.items():
         assert "error" not in section, (name, section.get("error"))
 
@@ -114,6 +117,34 @@ def test_memory_padding_and_targets(results):
     for row in padding:
         assert 0 <= row["pad_fraction_bucketed"] <= row["pad_fraction_unbucketed"] < 1
     names = {t["target"] for t in results["targets"]}
-    assert len(names) == 6  # batch 1, large batch, early stop, fused, tempered, streamed
+    # batch 1, large batch, capture MFU, early stop, fused, tempered, demo throughput,
+    # generation MFU, demo stage, demo sweep, streamed
+    assert len(names) == 11
     for t in results["targets"]:
         assert {"model", "value", "threshold", "met"} <= set(t)
+
+
+def test_matmul_peak_and_utilisation_are_reported(results):
+    model = results["models"]["tiny-random"]
+    peaks = model["matmul_peak"]["before_and_after"]
+    assert len(peaks) == 2 and all(p["peak_flops"] >= p["median_flops"] > 0 for p in peaks)
+    sections = model["sections"]
+    rows = [r for run in sections["capture"]["runs"] for r in run["rows"]]
+    rows += sections["fused"]["rows"] + sections["tempered"]["rows"]
+    rows += [r for r in sections["demo_generation"]["rows"] if r["path"] != "hf_generate"]
+    for row in rows:
+        assert row["model_flops"] > 0 and row["fraction_of_peak"] > 0, row["path"]
+        assert row["achieved_flops"] == pytest.approx(row["model_flops"] / row["median_s"])
+
+
+def test_demo_sections_compare_the_loops(results):
+    sections = results["models"]["tiny-random"]["sections"]
+    demo = sections["demo_generation"]
+    assert {r["path"] for r in demo["rows"]} == {"hf_generate", "static", "continuous"}
+    assert {r["loop"] for r in demo["rows"] if r["path"] != "hf_generate"} == {
+        "static",
+        "continuous",
+    }
+    assert demo["agreement_with_hf_generate"]["continuous"]["items_differing"] == 0
+    assert sections["demo_sweep"]["tokens_equal_static_vs_continuous"]
+    assert sections["demo_stage"]["max_abs_feature_diff_where_tokens_equal"] < 1e-4

@@ -24,7 +24,7 @@ from workbench.model.positions import Frame, item_key, using_frame
 from workbench.model.readers import Positions, SiteReader
 from workbench.model.tokens import collate
 
-__all__ = ["Decoder", "DecodingConfig", "decode_bucket", "item_seed"]
+__all__ = ["Decoder", "DecodingConfig", "choose", "decode_bucket", "item_seed"]
 
 
 @dataclass(frozen=True)
@@ -60,9 +60,10 @@ def item_seed(seed: int, item_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{item_id}".encode()).digest()[:8], "little") >> 1
 
 
-def _choose(
+def choose(
     logits: torch.Tensor, config: DecodingConfig, generators: list[torch.Generator]
 ) -> torch.Tensor:
+    """The next token of every row: argmax, or a draw from each row's own generator."""
     if not config.do_sample:
         return logits.argmax(-1)
     logits = logits / config.temperature
@@ -180,7 +181,7 @@ def decode_bucket(
                 )
             if step == config.max_new_tokens:
                 break  # this extra step only fed truncated rows' last tokens to the reader
-            chosen = _choose(logits.float(), config, generators)
+            chosen = choose(logits.float(), config, generators)
             chosen = torch.where(done, torch.full_like(chosen, pad), chosen)
             is_eos = torch.isin(chosen, eos_tensor) & ~done
             for row in (~done & ~is_eos).nonzero().flatten().tolist():

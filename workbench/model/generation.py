@@ -15,6 +15,20 @@ token), so that:
 
 Greedy decoding gives the same tokens as ``transformers``' ``generate``.
 
+Two loops run the steps. ``loop="static"`` (the default) decodes length buckets
+one after another, each until its longest row ends
+(:func:`~workbench.model.decoding.decode_bucket`). ``loop="continuous"`` keeps one
+batch of ``batch_size`` rows running: a finished row leaves at once and a waiting
+item takes its slot, and, when no intervention is active, a prompt prefix shared
+by every item (the chat template's system turn) is prefilled once
+(:mod:`workbench.model.continuous`). Both set the same
+:class:`~workbench.model.positions.Frame` per forward pass (a row's prompt during
+its prefill, its newest token at each step), so position-restricted interventions
+act on the same tokens in both. Where the continuous loop cannot run (a cache
+that cannot be cut per row: sliding-window layers, Gemma; recurrent layers,
+Qwen3.5; or a backend whose decoder re-runs the whole sequence) the static loop
+runs instead; ``Generations.loop`` says which ran.
+
 >>> gens = generate(lm, ["What is 2+2?"], max_new_tokens=4)
 >>> len(gens), gens[0].n_tokens <= 4, isinstance(gens[0].response, str)
 (1, True, True)
@@ -23,7 +37,7 @@ Greedy decoding gives the same tokens as ``transformers``' ``generate``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,11 +50,14 @@ from workbench.core.items import Item, as_items
 from workbench.core.progress import progress_bar
 from workbench.core.sites import Site, parse_sites
 from workbench.model.compile import hf_hooks
-from workbench.model.decoding import Decoder, DecodingConfig, decode_bucket, item_seed
+from workbench.model.continuous import Decoded, Step, decode_continuous
+from workbench.model.decoding import Decoder, DecodingConfig, choose, decode_bucket, item_seed
 from workbench.model.hooks import attach
 from workbench.model.intervention import Intervention
+from workbench.model.kvcache_rows import empty_cache, unsupported_layers
 from workbench.model.loaded import LoadedModel, unwrap
-from workbench.model.memory import BatchBudget
+from workbench.model.memory import BatchBudget, is_oom
+from workbench.model.positions import Frame, item_key, using_frame
 from workbench.model.readers import SiteReader
 from workbench.model.tokens import encode_prompts, length_buckets
 
@@ -87,6 +104,7 @@ class Generations:
     items: tuple[Generation, ...]
     config: DecodingConfig
     features: Mapping[str, np.ndarray] = field(default_factory=dict)
+    loop: str = "static"
 
     def __len__(self) -> int:
         return len(self.items)
@@ -129,6 +147,52 @@ def _join_decoded(parts: list[_Decoded]) -> _Decoded:
     return tokens, truncated, features
 
 
+def _frame(step: Step, keys: Sequence[int]) -> Frame:
+    """The :class:`Frame` of one pass of the continuous loop (what the static loop sets:
+    a row's prompt in its prefill, its newest token at each step; ended rows, no token)."""
+    return Frame(
+        pos=step.pos,
+        n_prompt=step.n_prompt,
+        length=step.length,
+        capacity=step.capacity,
+        keys=tuple(keys[i] if i >= 0 else -1 for i in step.items),
+        seen=step.length[:, None].expand_as(step.pos),
+    )
+
+
+def _forward(
+    decoder: Decoder, keys: Sequence[int]
+) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Any, Step], torch.Tensor]:
+    """One forward pass of the continuous loop through ``decoder``, its frame set."""
+
+    def run(
+        ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any, step: Step
+    ) -> torch.Tensor:
+        with using_frame(_frame(step, keys)):
+            logits, out = decoder(ids, mask, positions, cache)
+        if out is not cache:  # the loop cuts and joins rows of the cache it passed
+            raise WorkbenchError(
+                f"{type(decoder).__name__} did not fill the KV cache it was given in place: "
+                "generate(..., loop='static')"
+            )
+        return logits
+
+    return run
+
+
+def _static_fallback(lm: LoadedModel, decoder: Decoder) -> str | None:
+    """Why the continuous loop cannot run for ``decoder`` (``None``: it can)."""
+    if not decoder.cached:
+        return f"static (fallback: {type(decoder).__name__} decodes without a KV cache)"
+    try:
+        blocked = unsupported_layers(empty_cache(lm.model))
+    except Exception as e:  # a model transformers cannot build a DynamicCache for
+        return f"static (fallback: no per-row KV cache: {type(e).__name__})"
+    if blocked:
+        return f"static (fallback: {', '.join(blocked)} cannot be cut per row)"
+    return None
+
+
 def generate(
     lm: LoadedModel | Any,
     items: Sequence[Item | str | Mapping[str, Any]],
@@ -144,6 +208,7 @@ def generate(
     interventions: Sequence[AbstractContextManager[Any] | Intervention] = (),
     capture: Sequence[str | Site] | None = None,
     progress: bool = False,
+    loop: str = "static",
 ) -> Generations:
     """Generate a response per item.
 
@@ -163,6 +228,10 @@ def generate(
             (returned in ``Generations.features``; same values as capturing
             prompt + response in a second pass).
         progress: show a progress bar.
+        loop: ``"static"`` (length buckets of ``batch_size``, each decoded until its
+            longest row ends) or ``"continuous"`` (rows leave and join one batch of
+            ``batch_size``; falls back to static where it cannot run, see
+            ``Generations.loop``). Both give the same tokens up to floating-point ties.
 
     ``lm`` may be anything ``load_model(..., backend=...)`` returns: every backend runs
     this decoding loop (sampling and interventions included) through its own engine's
@@ -174,6 +243,8 @@ def generate(
             f"fused capture during generation runs on the hf backend, not {backend.name}: "
             "load_model(..., backend='hf'), or capture the generations afterwards"
         )
+    if loop not in ("continuous", "static"):
+        raise WorkbenchError(f"loop {loop!r} unknown: use 'continuous' or 'static'")
     decoder = backend.decoder() if backend is not None else Decoder(lm)
     edits = [iv for iv in interventions if isinstance(iv, Intervention)]
     contexts = [iv for iv in interventions if not isinstance(iv, Intervention)]
@@ -187,8 +258,15 @@ def generate(
         lm.tokenizer, items, max_new_tokens=max_new_tokens, chat_template=chat_template,
         max_positions=lm.max_positions,
     )  # fmt: skip
+    if loop == "continuous":
+        loop = _static_fallback(lm, decoder) or loop
     results: list[Generation | None] = [None] * len(items)
     features: dict[str, np.ndarray] = {}
+
+    def keep(i: int, tokens: list[int], truncated: bool) -> None:
+        text = lm.tokenizer.decode(tokens, skip_special_tokens=True)
+        results[i] = Generation(items[i].id, items[i].prompt, text, tuple(tokens), truncated)
+
     with contextlib.ExitStack() as stack, progress_bar("generate", len(items), progress) as bar:
         if edits:
             stack.enter_context(
@@ -199,30 +277,90 @@ def generate(
         for intervention in contexts:
             stack.enter_context(intervention)
         budget = BatchBudget("generate")
-        for bucket in length_buckets([len(p) for p in prompts], batch_size):
+        if loop == "continuous":
+            decoded = _run_continuous(
+                lm, decoder, prompts, items, config, eos, reader, budget, batch_size,
+                share_prefix=not interventions, advance=bar.advance,
+            )  # fmt: skip
+            for i in range(len(items)):
+                keep(i, decoded.tokens[i], decoded.truncated[i])
+            for name in decoded.features[0] if items else ():
+                features[name] = torch.stack([f[name] for f in decoded.features]).float().numpy()
+        else:
+            for bucket in length_buckets([len(p) for p in prompts], batch_size):
 
-            def step(rows: list[int]) -> _Decoded:
-                try:
-                    return decode_bucket(
-                        lm, [prompts[i] for i in rows], [items[i] for i in rows], config, eos,
-                        reader, decoder,
-                    )  # fmt: skip
-                except BaseException:
-                    if reader is not None:
-                        reader.values.clear()  # a failed pass leaves partial reads behind
-                    raise
+                def step(rows: list[int]) -> _Decoded:
+                    try:
+                        return decode_bucket(
+                            lm, [prompts[i] for i in rows], [items[i] for i in rows], config, eos,
+                            reader, decoder,
+                        )  # fmt: skip
+                    except BaseException:
+                        if reader is not None:
+                            reader.values.clear()  # a failed pass leaves partial reads behind
+                        raise
 
-            tokens, truncated, values = budget.run(bucket, step, _join_decoded)
-            for row, i in enumerate(bucket):
-                text = lm.tokenizer.decode(tokens[row], skip_special_tokens=True)
-                results[i] = Generation(
-                    items[i].id, items[i].prompt, text, tuple(tokens[row]), truncated[row]
-                )
-            for name, tensor in values.items():
-                if name not in features:
-                    features[name] = np.empty((len(items), *tensor.shape[1:]), dtype=np.float32)
-                features[name][bucket] = tensor.numpy()
-            bar.advance(len(bucket))
+                tokens, truncated, values = budget.run(bucket, step, _join_decoded)
+                for row, i in enumerate(bucket):
+                    keep(i, tokens[row], truncated[row])
+                for name, tensor in values.items():
+                    if name not in features:
+                        features[name] = np.empty((len(items), *tensor.shape[1:]), dtype=np.float32)
+                    features[name][bucket] = tensor.numpy()
+                bar.advance(len(bucket))
     return Generations(
-        items=tuple(r for r in results if r is not None), config=config, features=features
+        items=tuple(r for r in results if r is not None),
+        config=config,
+        features=features,
+        loop=loop,
     )
+
+
+def _run_continuous(
+    lm: LoadedModel,
+    decoder: Decoder,
+    prompts: list[list[int]],
+    items: Sequence[Item],
+    config: DecodingConfig,
+    eos: set[int],
+    reader: SiteReader | None,
+    budget: BatchBudget,
+    batch_size: int,
+    *,
+    share_prefix: bool,
+    advance: Callable[[int], Any],
+) -> Decoded:
+    """The continuous loop over every item; on out-of-memory it starts again with half
+    the rows (the budget keeps the size that fit, as the static loop's buckets do)."""
+    device = lm.device if lm.device.type != "meta" else torch.device("cpu")
+    keys = [item_key(it.id) for it in items]
+    reported: set[int] = set()
+
+    def done(i: int) -> None:
+        if i not in reported:  # a retry after out-of-memory finishes items again
+            reported.add(i)
+            advance(1)
+
+    size = batch_size if budget.limit is None else min(budget.limit, batch_size)
+    while True:
+        generators = []
+        for it in items:
+            g = torch.Generator(device=device)
+            g.manual_seed(item_seed(config.seed, it.id))
+            generators.append(g)
+        try:
+            with torch.inference_mode(), attach(reader.hooks() if reader is not None else []):
+                return decode_continuous(
+                    lm.model, _forward(decoder, keys), prompts, generators,
+                    lambda logits, gens: choose(logits, config, gens), batch_size=size,
+                    max_new_tokens=config.max_new_tokens, eos=eos, pad=lm.pad_id,
+                    device=device, reader=reader, share_prefix=share_prefix, on_done=done,
+                )  # fmt: skip
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if reader is not None:
+                reader.values.clear()  # a failed pass leaves partial reads behind
+            if not is_oom(e) or size == 1:
+                raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            size = budget.lower(size)

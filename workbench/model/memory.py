@@ -68,16 +68,21 @@ class BatchBudget:
                     raise
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
-                first, size = len(piece), max(1, len(piece) // 2)
-                if self.limit is None or size < self.limit:
-                    self._say(
-                        f"out of memory at {self.what} batch size {first}: continuing with "
-                        f"batches of {size} for the rest of this run"
-                    )
-                    self.limit = size
+                size = self.lower(len(piece))
                 continue
             start += len(piece)
         return parts[0] if len(parts) == 1 else join(parts)
+
+    def lower(self, failed: int) -> int:
+        """The size to try after ``failed`` rows ran out of memory (half); kept as the cap."""
+        size = max(1, failed // 2)
+        if self.limit is None or size < self.limit:
+            self._say(
+                f"out of memory at {self.what} batch size {failed}: continuing with "
+                f"batches of {size} for the rest of this run"
+            )
+            self.limit = size
+        return size
 
 
 def _stderr(message: str) -> None:

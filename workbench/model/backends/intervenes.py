@@ -54,10 +54,11 @@ class Intervenes:
         top_p: float = 1.0,
         top_k: int = 0,
         seed: int = 0,
+        loop: str = "static",
     ) -> Generations:
         """:func:`workbench.model.generation.generate` through this backend."""
         return generate(
             self, items, max_new_tokens=max_new_tokens, batch_size=batch_size,
             chat_template=chat_template, do_sample=do_sample, temperature=temperature,
-            top_p=top_p, top_k=top_k, seed=seed,
+            top_p=top_p, top_k=top_k, seed=seed, loop=loop,
         )  # fmt: skip
