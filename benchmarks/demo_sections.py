@@ -5,7 +5,7 @@ Items are the demo's (``workbench/configs/demo.toml``: its splits, families and 
 decoded as the study decodes them (batch 48, up to 48 new tokens, EOS ends a row).
 Paths: ``hf_generate`` (``transformers``' ``generate`` on the same length-sorted
 batches of 48, left-padded), ``static`` (the workbench's bucket-by-bucket loop, the
-one before continuous batching) and ``continuous`` (the default loop now).
+one before continuous batching) and ``continuous`` (opt-in with ``loop="continuous"``; ``static`` is the default).
 """
 
 from __future__ import annotations
@@ -97,7 +97,9 @@ def demo_generation_section(
     paths: dict[str, Callable[[], Any]] = {
         "hf_generate": lambda: _hf_generate(lm, items, batch, n),
         "static": lambda: generate(lm, items, max_new_tokens=n, batch_size=batch, loop="static"),
-        "continuous": lambda: generate(lm, items, max_new_tokens=n, batch_size=batch),
+        "continuous": lambda: generate(
+            lm, items, max_new_tokens=n, batch_size=batch, loop="continuous"
+        ),
     }
     log(f"demo generation: {len(items)} items, batch {batch}, up to {n} tokens")
     generate(lm, items[:2], max_new_tokens=2)
