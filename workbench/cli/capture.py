@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from workbench.cli.options import Backend, Device, DeviceMap, Dtype, MaxMemory, load_options
+from workbench.cli.options import (
+    Backend,
+    Device,
+    DeviceMap,
+    Dtype,
+    MaxMemory,
+    load_for_launch,
+    load_options,
+)
 from workbench.core.errors import WorkbenchError
 from workbench.core.progress import say
 
@@ -74,8 +82,6 @@ def capture(
     from workbench.core.store import check_out_dir
     from workbench.model.capture import capture_to_store
     from workbench.model.loaded import unwrap
-    from workbench.model.loading import load_model
-    from workbench.model.parallel import launched, planned, process_device
 
     options = load_options(device, dtype, device_map, max_memory, backend)
     check_out_dir(out)  # every input is checked before the weights load
@@ -88,16 +94,10 @@ def capture(
             raise WorkbenchError(f"{option} {value} must be >= 1")
     parse_sites([s.replace("*", "0") for s in site])  # the syntax; head_in(*) expands later
     rows = read_items(items)
-    planned().check_device_map(device_map)
-    planned().check_shards(len(rows), shard_size)
-    procs = launched(device)
-    lm = load_model(
-        model,
-        **{**options.load_kwargs(), "device": process_device(device, procs)},
-        adapter=adapter,
-        trust_remote_code=trust_remote_code,
-        progress=say,
-    )
+    lm, procs = load_for_launch(
+        model, options, device=device, device_map=device_map, n_items=len(rows),
+        shard_size=shard_size, adapter=adapter, trust_remote_code=trust_remote_code, say=say,
+    )  # fmt: skip
     sites = expand_sites(site, unwrap(lm)[0].layout.layers_with_attention)
     store = capture_to_store(
         lm,

@@ -25,7 +25,15 @@ from typing import Annotated, Any
 
 import typer
 
-from workbench.cli.options import Backend, Device, DeviceMap, Dtype, MaxMemory, load_options
+from workbench.cli.options import (
+    Backend,
+    Device,
+    DeviceMap,
+    Dtype,
+    MaxMemory,
+    load_for_launch,
+    load_options,
+)
 from workbench.core.errors import WorkbenchError
 
 __all__ = ["register"]
@@ -78,8 +86,6 @@ def generate_command(
     from workbench.core.store import check_out_dir
     from workbench.model.dealt import generate_parts
     from workbench.model.generation import generate
-    from workbench.model.loading import load_model
-    from workbench.model.parallel import launched, planned, process_device
 
     options = load_options(device, dtype, device_map, max_memory, backend)
     check_out_dir(out)  # everything below is checked before any weights load
@@ -94,16 +100,10 @@ def generate_command(
     check_labels(rows)
     for scorer in scorers:
         scorer.check_items(rows)
-    planned().check_device_map(device_map)
-    planned().check_shards(len(rows), shard_size)
-    procs = launched(device)
-    lm = load_model(
-        model,
-        **{**options.load_kwargs(), "device": process_device(device, procs)},
-        adapter=adapter,
-        trust_remote_code=trust_remote_code,
-        progress=say,
-    )
+    lm, procs = load_for_launch(
+        model, options, device=device, device_map=device_map, n_items=len(rows),
+        shard_size=shard_size, adapter=adapter, trust_remote_code=trust_remote_code, say=say,
+    )  # fmt: skip
     decoding: dict[str, Any] = {
         "max_new_tokens": max_new_tokens, "do_sample": do_sample, "temperature": temperature,
         "top_p": top_p, "top_k": top_k, "seed": seed, "batch_size": batch_size,

@@ -14,7 +14,9 @@ checks every value before any weights load::
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -53,3 +55,33 @@ def load_options(
     return LoadOptions(
         device=device, dtype=dtype, backend=backend, device_map=device_map, max_memory=max_memory
     )
+
+
+def load_for_launch(
+    model: str,
+    options: LoadOptions,
+    *,
+    device: str,
+    device_map: str | None,
+    n_items: int,
+    shard_size: int,
+    adapter: str | Path | None,
+    trust_remote_code: bool,
+    say: Callable[[str], None],
+) -> tuple[Any, Any]:
+    """Check a launch's plan (device map, shards per process) before any weights load,
+    join it, and load the model on this process's device: ``(model, processes)``."""
+    from workbench.model.loading import load_model
+    from workbench.model.parallel import launched, planned, process_device
+
+    planned().check_device_map(device_map)
+    planned().check_shards(n_items, shard_size)
+    procs = launched(device)
+    lm = load_model(
+        model,
+        **{**options.load_kwargs(), "device": process_device(device, procs)},
+        adapter=adapter,
+        trust_remote_code=trust_remote_code,
+        progress=say,
+    )
+    return lm, procs
