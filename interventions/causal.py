@@ -10,7 +10,10 @@ a mass-mean direction):
   of equal norm (default 20, so that p can reach 0.05; fewer make p descriptive);
   ``p = (1 + #{controls with |change| >= |change|}) / (1 + n_random)``;
 * *side effects*: response length, truncation rate and assertion rate of
-  regenerated responses, always measured, with the same controls;
+  regenerated responses (and any ``scorers``), always measured; against every
+  control, or, with ``regenerate=k``, against the first ``k`` controls only
+  (the target, a cheap read, keeps all ``n_random``; the side effects' p is
+  then descriptive, and the result says which metric used how many controls);
 * a *verdict*: ``moves the target``, ``moves only <side effect>`` or ``moves
   nothing``, with the numbers. Three tests are run; p is per test, uncorrected.
 
@@ -43,9 +46,19 @@ from workbench.model.generation import DecodingConfig, generate
 from workbench.model.intervention import Intervention as Value
 from workbench.model.positions import PositionSpec
 
-__all__ = ["SIDE_EFFECTS", "CausalResult", "Effect", "causal_test", "check_controls", "run_tests"]
+__all__ = [
+    "SIDE_EFFECTS",
+    "CausalResult",
+    "Effect",
+    "causal_test",
+    "check_controls",
+    "check_regenerate",
+    "control_counts",
+    "run_tests",
+]
 
 SIDE_EFFECTS = ("n_tokens", "truncated", "asserts")
+Scorer = Callable[[Item, str], float | bool]
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,8 @@ class Effect:
     def beyond(self) -> bool:
         """p <= 0.05 (with >= 19 controls), or beyond every control (descriptive)."""
         n = len(self.controls)
+        if not n:
+            return False
         return self.p <= 0.05 if not self.descriptive else self.p <= 1.0 / (n + 1)
 
     def to_json(self) -> dict[str, Any]:
@@ -134,16 +149,23 @@ class _Run:
     batch_size: int
     progress: Callable[[str], None] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    scorers: Mapping[str, Scorer] = field(default_factory=dict)
 
-    def measure(self, values: Sequence[Value]) -> dict[str, float]:
-        """Mean target and side effects with ``values`` applied (over items and seeds)."""
+    def measure(self, values: Sequence[Value], regenerate: bool = True) -> dict[str, float]:
+        """Mean target and side effects with ``values`` applied (over items and seeds).
+
+        ``regenerate=False`` reads only the (cheap) target: no side effects.
+        """
         context = Applied(self.model, values) if values else nullcontext()
         out: dict[str, list[float]] = {}
         with context:
             if not self.target.needs_generation:
                 start = time.perf_counter()
-                out[self.target.name] = [float(self.target.read(self.model, self.items).mean())]
+                read = self.target.read(self.model, self.items, batch_size=self.batch_size)
+                out[self.target.name] = [float(read.mean())]
                 self.timings["target"] = self.timings.get("target", 0) + time.perf_counter() - start
+            if not regenerate:
+                return {k: float(np.mean(v)) for k, v in out.items()}
             start = time.perf_counter()
             for seed in self.seeds:
                 config = self.decoding
@@ -157,12 +179,12 @@ class _Run:
                     "truncated": np.mean([g.truncated for g in gens]),
                     "asserts": np.mean([classify_verbal(g.response) == "assert" for g in gens]),
                 }
+                scored = dict(self.scorers)
                 if self.target.fn is not None:
-                    side[self.target.name] = np.mean(
-                        [
-                            float(self.target.fn(it, g.response))
-                            for it, g in zip(self.items, gens, strict=True)
-                        ]
+                    scored[self.target.name] = self.target.fn
+                for name, fn in scored.items():
+                    side[name] = np.mean(
+                        [float(fn(it, g.response)) for it, g in zip(self.items, gens, strict=True)]
                     )
                 for k, v in side.items():
                     out.setdefault(k, []).append(float(v))
@@ -174,39 +196,72 @@ def _p(change: float, controls: Sequence[float]) -> float:
     return (1 + sum(abs(c) >= abs(change) - 1e-12 for c in controls)) / (1 + len(controls))
 
 
+def check_regenerate(regenerate: Any, n_random: int, target: Target) -> int:
+    """How many controls regenerate (all when ``regenerate`` is None); refused for a scored target."""
+    if regenerate is None:
+        return n_random
+    if isinstance(regenerate, bool) or not isinstance(regenerate, int) or regenerate < 0:
+        raise WorkbenchError(
+            f"regenerate {regenerate!r}: give how many controls regenerate (>= 0), or None for all"
+        )
+    if target.needs_generation and regenerate < n_random:
+        raise WorkbenchError(
+            f"regenerate {regenerate} with target {target.name!r}, which scores regenerated "
+            "responses: every control must regenerate; use a cheap target "
+            "(Target.logprob, Target.probe) or regenerate=None"
+        )
+    return min(regenerate, n_random)
+
+
 def run_tests(
     run: _Run,
     tests: Mapping[str, tuple[list[Value], list[list[Value]]]],
     n_random: int,
+    regenerate: int | None = None,
 ) -> tuple[dict[str, float], tuple[Effect, ...]]:
-    """Baseline, then per test the target's values and each control's; the effects."""
+    """Baseline, then per test the target's values and each control's; the effects.
+
+    Every control is read for the target; only the first ``regenerate`` (all when
+    None) regenerate, so the side effects have that many controls.
+    """
+    k = n_random if regenerate is None else regenerate
     baseline = run.measure([])
     effects = []
     for test, (values, controls) in tests.items():
         got = run.measure(values)
-        control_runs = [run.measure(c) for c in controls]
+        control_runs = [run.measure(c, regenerate=i < k) for i, c in enumerate(controls)]
         for metric in baseline:
             change = got[metric] - baseline[metric]
-            cs = tuple(c[metric] - baseline[metric] for c in control_runs)
-            effects.append(Effect(test, metric, change, cs, _p(change, cs), n_random < 19))
+            cs = tuple(c[metric] - baseline[metric] for c in control_runs if metric in c)
+            effects.append(Effect(test, metric, change, cs, _p(change, cs), len(cs) < 19))
     return baseline, tuple(effects)
 
 
+def control_counts(effects: Sequence[Effect]) -> dict[str, int]:
+    """Per metric, how many controls its p counts (the report says which metric used how many)."""
+    return {e.metric: len(e.controls) for e in effects}
+
+
 def verdict(target: str, effects: Sequence[Effect], what: str) -> str:
-    """One sentence from the effects: the target first, then the side effects."""
-    n = len(effects[0].controls)
+    """One sentence from the effects: the target first, then the side effects.
+
+    Side effects (length, truncation, assertion, extra scorers) beyond their
+    controls are named after a moved target too, so a verdict never hides them.
+    """
 
     def say(e: Effect) -> str:
         kind = "descriptive, " if e.descriptive else ""
+        n = len(e.controls)
         return f"{e.test} changes {e.metric} by {e.change:+.3g} ({kind}p = {e.p:.3f} against {n} {what})"
 
     moved = [e for e in effects if e.metric == target and e.beyond]
+    side = [e for e in effects if e.metric != target and e.controls and e.beyond]
+    names = ", ".join(sorted({e.metric for e in side}))
     if moved:
-        return "moves the target: " + "; ".join(say(e) for e in moved)
-    side = [e for e in effects if e.metric in SIDE_EFFECTS and e.beyond]
+        also = f"; it also moves {names}: " + "; ".join(map(say, side)) if side else ""
+        return "moves the target: " + "; ".join(say(e) for e in moved) + also
     if side:
-        names = sorted({e.metric for e in side})
-        return f"moves only {', '.join(names)}: " + "; ".join(say(e) for e in side)
+        return f"moves only {names}: " + "; ".join(say(e) for e in side)
     largest = max((e for e in effects if e.metric == target), key=lambda e: abs(e.change))
     return f"moves nothing: the largest target change, {say(largest)}, is within the controls"
 
@@ -226,6 +281,8 @@ def causal_test(
     reference: Sequence[Item | str | Mapping[str, Any]] | None = None,
     random_seed: int = 0,
     batch_size: int = 8,
+    regenerate: int | None = None,
+    scorers: Mapping[str, Scorer] | None = None,
 ) -> CausalResult:
     """Necessity, sufficiency and random-direction controls for ``direction`` at ``site``.
 
@@ -242,11 +299,16 @@ def causal_test(
         seeds: decoding seeds (>= 3 when sampling).
         decoding: how side effects (and scorer targets) regenerate (default greedy, 32 tokens).
         reference: items whose activations give ``sigma`` (default ``items``).
+        regenerate: how many of the controls regenerate for the side effects
+            (default all); the target, a cheap read, is read under every control.
+        scorers: ``{name: fn(item, response)}`` scored on every regeneration,
+            reported like the side effects (e.g. the checker's label).
     """
     started = time.perf_counter()
     decoding = decoding or DecodingConfig(max_new_tokens=32)
     seeds = tuple(seeds)
     warnings = check_controls(n_random, seeds, decoding)
+    k = check_regenerate(regenerate, n_random, target)
     from interventions.steering import check_alpha
 
     alpha = check_alpha(alpha, "alpha")
@@ -269,8 +331,8 @@ def causal_test(
 
     mine, controls = three(u), [three(r) for r in randoms]
     tests = {t: (mine[t], [c[t] for c in controls]) for t in mine}
-    run = _Run(model, parsed, target, decoding, seeds, batch_size)
-    baseline, effects = run_tests(run, tests, n_random)
+    run = _Run(model, parsed, target, decoding, seeds, batch_size, scorers=dict(scorers or {}))
+    baseline, effects = run_tests(run, tests, n_random, k)
     return CausalResult(
         subject=f"direction at {site}",
         target=target.to_json(),
@@ -286,6 +348,8 @@ def causal_test(
             "sigma": sigma,
             "n_items": len(parsed),
             "random_seed": random_seed,
+            "regenerated_controls": k,
+            "controls_per_metric": control_counts(effects),
             "timings_s": dict(run.timings),
         },  # fmt: skip
         interventions={t: [x.to_json() for x in vs] for t, vs in mine.items()},

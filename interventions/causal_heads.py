@@ -7,10 +7,12 @@
   al., honest_llama): add ``alpha * sigma_h * u_h`` to each selected head, ``u_h``
   the head's mass-mean direction, ``sigma_h`` the std of its activations along
   ``u_h``; select heads with ``HeadProbes.export(k)``;
-* :func:`causal_heads`: necessity (ablate the heads) and, given directions,
-  sufficiency (ITI shift of ``+alpha`` and ``-alpha``), each against the same
-  intervention on ``n_random`` draws of as many heads at random (random unit
-  directions for the shifts), with the side effects and verdict of
+* :func:`causal_heads`: necessity (ablate the heads), given ``scales`` the
+  tempering of the heads by each lambda (the paper's head scaling at the input
+  of ``o_proj``), and, given directions, sufficiency (ITI shift of ``+alpha``
+  and ``-alpha``), each against the same intervention on ``n_random`` draws of
+  as many heads at random (random unit directions for the shifts), with the
+  side effects, ``regenerate`` budget and verdict of
   :func:`~interventions.causal.causal_test`.
 
 >>> with ablate_heads(lm, [(3, 1), (5, 0)], kind="mean", reference=train):  # doctest: +SKIP
@@ -27,7 +29,16 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from interventions.base import Applied, model_and_layout
-from interventions.causal import CausalResult, _Run, check_controls, run_tests, verdict
+from interventions.causal import (
+    CausalResult,
+    Scorer,
+    _Run,
+    check_controls,
+    check_regenerate,
+    control_counts,
+    run_tests,
+    verdict,
+)
 from interventions.ops import collect_site
 from interventions.steering import check_alpha
 from interventions.targets import Target
@@ -64,6 +75,17 @@ class _Banks:
                                 positions=self.positions)  # fmt: skip
             self.cache[layer] = bank.reshape(bank.shape[0], -1, head_dim)
         return self.cache[layer][:, list(heads)]
+
+
+def check_scale(value: Any) -> float:
+    """A tempering lambda: finite, >= 0 and not 1 (1 leaves the heads as they are)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise WorkbenchError(f"scale {value!r}: give a finite lambda >= 0, e.g. 0.5")
+    if value < 0 or value == 1:
+        raise WorkbenchError(
+            f"scale {value!r}: give lambda >= 0 other than 1 (1 is the unchanged model)"
+        )
+    return float(value)
 
 
 def _by_layer(layout: Any, heads: Sequence[Any]) -> dict[int, list[int]]:
@@ -195,13 +217,19 @@ def causal_heads(
     reference: Sequence[Any] | None = None,
     random_seed: int = 0,
     batch_size: int = 8,
+    scales: Sequence[float] = (),
+    regenerate: int | None = None,
+    scorers: Mapping[str, Scorer] | None = None,
 ) -> CausalResult:
-    """Ablate ``heads`` (and shift them along ``directions``) against random heads."""
+    """Ablate ``heads`` (temper them by ``scales``, shift them along ``directions``)
+    against random heads; ``regenerate`` and ``scorers`` as in ``causal_test``."""
     started = time.perf_counter()
     decoding = decoding or DecodingConfig(max_new_tokens=32)
     seeds = tuple(seeds)
     warnings = check_controls(n_random, seeds, decoding)
+    k = check_regenerate(regenerate, n_random, target)
     alpha = check_alpha(alpha, "alpha")
+    lambdas = [check_scale(s) for s in scales]
     _, layout = model_and_layout(model)
     spec = PositionSpec.parse(positions)
     parsed = as_items(items)
@@ -218,7 +246,15 @@ def causal_heads(
     def ablation(hs: Sequence[Head]) -> list[Value]:
         return head_ablation(model, hs, kind, positions=spec, seed=random_seed, banks=banks)
 
+    def tempered(hs: Sequence[Head], lam: float) -> list[Value]:
+        return head_scales(layout, dict.fromkeys(hs, lam), spec)
+
     tests = {f"necessity ({kind} ablation)": (ablation(chosen), [ablation(d) for d in draws])}
+    for lam in lambdas:
+        tests[f"tempering (lambda {lam:g})"] = (
+            tempered(chosen, lam),
+            [tempered(d, lam) for d in draws],
+        )
     if directions is not None:
         mine = {k: np.asarray(v, dtype=np.float64) for k, v in directions.items()}
         if sorted(mine) != sorted(chosen):
@@ -236,8 +272,8 @@ def causal_heads(
                 [iti_shift(model, c, sign * alpha, positions=spec, sigmas=_sigmas(banks, layout, c))
                  for c in controls],
             )  # fmt: skip
-    run = _Run(model, parsed, target, decoding, seeds, batch_size)
-    baseline, effects = run_tests(run, tests, n_random)
+    run = _Run(model, parsed, target, decoding, seeds, batch_size, scorers=dict(scorers or {}))
+    baseline, effects = run_tests(run, tests, n_random, k)
     names = ", ".join(f"L{layer}.H{h}" for layer, h in chosen)
     return CausalResult(
         subject=f"heads {names}",
@@ -254,7 +290,10 @@ def causal_heads(
             "alpha": alpha if directions is not None else None,
             "n_items": len(parsed),
             "random_seed": random_seed,
+            "scales": lambdas,
             "random_heads": [[list(h) for h in d] for d in draws],
+            "regenerated_controls": k,
+            "controls_per_metric": control_counts(effects),
             "timings_s": dict(run.timings),
         },  # fmt: skip
         interventions={t: [v.to_json() for v in vs] for t, (vs, _) in tests.items()},

@@ -131,3 +131,62 @@ def test_fewer_controls_are_descriptive(planted):
         decoding=DecodingConfig(max_new_tokens=2),
     )  # fmt: skip
     assert result.warnings and "descriptive" in result.verdict
+
+
+def test_regenerate_budget_reads_every_control_but_regenerates_only_k(planted, monkeypatch):
+    """With regenerate=3 the target keeps all 20 controls (and its p); each side effect
+    and scorer has the first 3 controls' regenerations, marked descriptive."""
+    import interventions.causal as causal
+
+    lm, u = planted
+    calls = []
+    real = causal.generate
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["seed"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(causal, "generate", counting)
+    target = Target.logprob(["Y"] * len(PROMPTS))
+    result = causal_test(
+        lm, _items(), f"resid({lm.layout.n_layers - 1})", u, target, alpha=3.0, n_random=20,
+        decoding=DecodingConfig(max_new_tokens=3), regenerate=3,
+        scorers={"says Y": lambda item, response: response.startswith("Y")},
+    )  # fmt: skip
+    assert len(calls) == 1 + 3 * (1 + 3)  # baseline, then per test the real one and 3 controls
+    assert result.settings["controls_per_metric"] == {
+        target.name: 20, "n_tokens": 3, "truncated": 3, "asserts": 3, "says Y": 3,
+    }  # fmt: skip
+    nec = result.effect("necessity", target.name)
+    assert nec.p == pytest.approx(1 / 21) and not nec.descriptive
+    side = result.effect("sufficiency+", "says Y")
+    assert side.descriptive and len(side.controls) == 3
+    # adding +alpha sigma along the planted direction makes "Y" the greedy token
+    assert side.change > 0
+    assert result.settings["regenerated_controls"] == 3
+    assert CausalResult.from_json(result.to_json()).to_json() == result.to_json()
+
+
+def test_regenerate_zero_reports_side_effects_without_controls(planted):
+    lm, u = planted
+    result = causal_test(
+        lm, _items(), "resid(2)", u, Target.logprob(["Y"] * 6), n_random=19,
+        decoding=DecodingConfig(max_new_tokens=2), regenerate=0,
+    )  # fmt: skip
+    e = result.effect("necessity", "n_tokens")
+    assert e.controls == () and not e.beyond  # no controls: never "beyond"
+    assert "n_tokens" not in result.verdict
+
+
+@pytest.mark.parametrize(
+    ("regenerate", "target", "message"),
+    [
+        (-1, Target.logprob(["Y"] * 6), "regenerate -1: give how many controls"),
+        (True, Target.logprob(["Y"] * 6), "regenerate True"),
+        (2, Target.scorer("y", lambda it, r: 1.0), "every control must regenerate"),
+    ],
+)
+def test_regenerate_bad_input(planted, regenerate, target, message):
+    lm, u = planted
+    with pytest.raises(WorkbenchError, match=message):
+        causal_test(lm, _items(), "resid(2)", u, target, n_random=19, regenerate=regenerate)

@@ -134,3 +134,31 @@ def test_smollm_probe_direction_and_top_heads(smollm, tmp_path):
         assert p.stat().st_size > 0
     print(f"smollm direction: {result.verdict} ({result.seconds:.1f} s)")
     print(f"smollm heads: {heads.verdict} ({heads.seconds:.1f} s)")
+
+
+def test_tempering_scales_are_tested_against_random_heads_at_the_same_lambda(tiny):
+    """A 'tempering (lambda x)' test scales the chosen heads, and each control scales
+    its random draw by the same lambda (checked against temper() by hand)."""
+    lm = tiny("llama")
+    heads = [(1, 0), (2, 1)]
+    target = Target.logprob(["4", "Blue", "Hello"])
+    result = causal_heads(
+        lm, ITEMS, heads, target, scales=(0.5,), n_random=19, regenerate=2,
+        seeds=(0, 1, 2), decoding=DecodingConfig(max_new_tokens=3, do_sample=True),
+    )  # fmt: skip
+    e = result.effect("tempering (lambda 0.5)", target.name)
+    base = float(target.read(lm, ITEMS).mean())
+    with temper(lm, dict.fromkeys(heads, 0.5)):
+        by_hand = float(target.read(lm, ITEMS).mean())
+    assert e.change == pytest.approx(by_hand - base, abs=1e-5)
+    draw = [tuple(h) for h in result.settings["random_heads"][0]]
+    with temper(lm, dict.fromkeys(draw, 0.5)):
+        control = float(target.read(lm, ITEMS).mean())
+    assert e.controls[0] == pytest.approx(control - base, abs=1e-5)
+    assert (
+        len(e.controls) == 19
+        and len(result.effect("tempering (lambda 0.5)", "n_tokens").controls) == 2
+    )
+    assert result.settings["scales"] == [0.5]
+    with pytest.raises(WorkbenchError, match="1 is the unchanged model"):
+        causal_heads(lm, ITEMS, heads, target, scales=(1.0,), n_random=19)
