@@ -218,17 +218,28 @@ def run_tests(
     tests: Mapping[str, tuple[list[Value], list[list[Value]]]],
     n_random: int,
     regenerate: int | None = None,
+    known: Mapping[str, Mapping[str, float]] | None = None,
 ) -> tuple[dict[str, float], tuple[Effect, ...]]:
     """Baseline, then per test the target's values and each control's; the effects.
 
     Every control is read for the target; only the first ``regenerate`` (all when
-    None) regenerate, so the side effects have that many controls.
+    None) regenerate, so the side effects have that many controls. ``known`` gives,
+    by test name (or ``baseline``), regenerated metrics already measured under that
+    very intervention with the same items, decoding and seeds (e.g. by a sweep):
+    those are not regenerated again; the cheap target is still read.
     """
     k = n_random if regenerate is None else regenerate
-    baseline = run.measure([])
+    known = known or {}
+
+    def measure(name: str, values: list[Value]) -> dict[str, float]:
+        if name not in known:
+            return run.measure(values)
+        return {**run.measure(values, regenerate=False), **known[name]}
+
+    baseline = measure("baseline", [])
     effects = []
     for test, (values, controls) in tests.items():
-        got = run.measure(values)
+        got = measure(test, values)
         control_runs = [run.measure(c, regenerate=i < k) for i, c in enumerate(controls)]
         for metric in baseline:
             change = got[metric] - baseline[metric]
@@ -317,7 +328,13 @@ def causal_test(
     parsed = as_items(items)
     bind(Value(site, "project_out", v, positions=spec), model_and_layout(model)[1])  # once
     u = v / np.linalg.norm(v)
-    bank = collect_site(model, reference or parsed, site, positions=spec)
+    try:
+        bank = collect_site(model, reference or parsed, site, positions=spec)
+    except WorkbenchError:  # e.g. "response" over prompts without responses
+        bank = collect_site(model, reference or parsed, site, positions="all")
+        warnings.append(
+            f"the reference has no tokens at positions {spec}: sigma is read at every token"
+        )
     sigma = float(np.std(bank @ u))
     rng = np.random.default_rng(random_seed)
     randoms = [r / np.linalg.norm(r) for r in rng.standard_normal((n_random, u.size))]

@@ -220,9 +220,12 @@ def causal_heads(
     scales: Sequence[float] = (),
     regenerate: int | None = None,
     scorers: Mapping[str, Scorer] | None = None,
+    known: Mapping[str, Mapping[str, float]] | None = None,
 ) -> CausalResult:
     """Ablate ``heads`` (temper them by ``scales``, shift them along ``directions``)
-    against random heads; ``regenerate`` and ``scorers`` as in ``causal_test``."""
+    against random heads; ``regenerate`` and ``scorers`` as in ``causal_test``;
+    ``known`` as in :func:`~interventions.causal.run_tests` (regenerated metrics of the
+    baseline and of the tests on ``heads`` that a sweep already measured)."""
     started = time.perf_counter()
     decoding = decoding or DecodingConfig(max_new_tokens=32)
     seeds = tuple(seeds)
@@ -273,7 +276,10 @@ def causal_heads(
                  for c in controls],
             )  # fmt: skip
     run = _Run(model, parsed, target, decoding, seeds, batch_size, scorers=dict(scorers or {}))
-    baseline, effects = run_tests(run, tests, n_random, k)
+    unknown = set(known or {}) - {"baseline", *tests}
+    if unknown:
+        raise WorkbenchError(f"known has {sorted(unknown)[0]!r}: use 'baseline' or a test name")
+    baseline, effects = run_tests(run, tests, n_random, k, known)
     names = ", ".join(f"L{layer}.H{h}" for layer, h in chosen)
     return CausalResult(
         subject=f"heads {names}",

@@ -148,7 +148,7 @@ def _recorder(
             cols = frame.pos[row] >= 0
             if mask is not None:
                 cols = cols & mask[row]
-            out.append((key, y[row, cols].reshape(int(cols.sum()), -1).cpu().numpy()))
+            out.append((key, y[row, cols].flatten(1).cpu().numpy()))  # (n, heads * dim), n may be 0
 
     return record
 

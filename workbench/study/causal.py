@@ -1,27 +1,32 @@
 """The causal step: can an intervention on the probe's direction or the top heads move correctness?
 
-Runs :func:`interventions.causal_test` and :func:`interventions.causal_heads`
-on the first ``[causal] n_items`` fresh items:
+Runs :func:`interventions.causal_test` on the first ``[causal] n_items`` fresh
+items: a probe fitted on ``resid(L)`` of the training items (``L`` the last
+decoder layer unless ``layer`` says otherwise; ``h_last`` itself is read after
+the final norm, where no intervention writes) gives the direction; necessity
+(project it out) and sufficiency (add +/- ``alpha`` sigma), once per entry of
+``positions`` (``last``, the final token; ``response``, the response tokens),
+against ``n_random`` random directions of equal norm.
 
-* *direction*: a probe fitted on ``resid(L)`` of the training items (``L`` the
-  last decoder layer unless ``layer`` says otherwise; ``h_last`` itself is read
-  after the final norm, where no intervention writes) gives the direction;
-  necessity (project it out) and sufficiency (add +/- ``alpha`` sigma) at
-  ``positions``, against ``n_random`` random directions of equal norm;
-* *heads*: the top attributed heads zero-ablated against as many random heads,
-  ``n_random`` draws.
+Metrics, and what each is measured against:
 
-The target is the cheap read: the teacher-forced log-probability of the
-checker's gold answer (one forward pass per condition, so twenty controls are
-affordable); the causal test regenerates every condition for the side effects
-(length, truncation, assertion), greedily with ``max_new_tokens``, so those are
-reported against the same controls. Results are cached in ``causal/``.
+* the *target* is the cheap read: the teacher-forced log-probability of the
+  checker's gold answer, one forward pass per condition, so all ``n_random``
+  controls are read and its p can reach 0.05;
+* the *side effects* (response length, truncation, assertion, and the
+  checker's label of the regenerated answer) are regenerated greedily with
+  ``max_new_tokens`` for the real direction and the first ``regenerate``
+  controls only, so their p is descriptive.
+
+The heads' causal test is the tempering stage's (:func:`~workbench.study.heads.run_tempering`):
+the top attributed heads tempered at each lambda against random heads; it is
+reported here beside the direction as ``heads``. Results are cached in ``causal/``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from workbench.core.store import atomic_write_json
@@ -29,6 +34,7 @@ from workbench.study.cache import Stage, model_identity, stage_key
 from workbench.study.collect import SplitData, format_items
 from workbench.study.config import ModelConfig, section_json
 from workbench.study.context import StageContext
+from workbench.study.heads import checker_scorers
 from workbench.study.labels import SplitLabels
 from workbench.study.sections import CausalConfig
 
@@ -47,24 +53,29 @@ def run_causal(
     train: SplitData,
     train_labels: SplitLabels,
     fresh: SplitData,
-    heads: Sequence[tuple[int, int]],
+    heads: Mapping[str, Any] | None,
     C: float | None,
     cache: dict[str, str],
     skipped: dict[str, str],
 ) -> dict[str, Any] | None:
-    """Direction and head tests (or None, with the reason in ``skipped``)."""
-    if not cfg.enabled:
-        skipped["causal"] = "[causal] enabled = false"
-        return None
-    from interventions import CausalResult, Target, causal_heads, causal_test, probe_direction
+    """Direction tests per position, with the tempering stage's ``heads`` test beside them
+    (or None, with the reason in ``skipped``)."""
+    from interventions import CausalResult, Target, causal_test, probe_direction
 
-    if C is None:
-        skipped["causal"] = "no main probe, so no direction to test"
-        return None
+    if not cfg.enabled or C is None:
+        skipped["causal"] = (
+            "[causal] enabled = false"
+            if not cfg.enabled
+            else "no main probe, so no direction to test"
+        )
+        if heads is None:
+            return None
+        return {"site": None, "direction": {}, "heads": CausalResult.from_json(heads).to_json()}
     layer = train.n_layers - 1 if cfg.layer < 0 else cfg.layer
     site = f"resid({layer})"
-    key = stage_key("causal/1", model_identity(model.name), section_json(model), section_json(cfg),
-                    ctx.items_key, fresh.key, [list(h) for h in heads], C)  # fmt: skip
+    key = stage_key("causal/2", model_identity(model.name), section_json(model), section_json(cfg),
+                    ctx.items_key, fresh.key, C,
+                    getattr(ctx.checker, "__qualname__", repr(ctx.checker)))  # fmt: skip
     stage = Stage(ctx.out / "causal", key)
     reused = ctx.use_cache and stage.valid
     if not reused:
@@ -76,46 +87,47 @@ def run_causal(
         target = Target.logprob(_answers(items), name="gold answer log-prob")
         probe = LinearProbe(C=C).fit(train.site(site), train_labels.array("correct").astype(int))
         decoding = DecodingConfig(max_new_tokens=cfg.max_new_tokens)
-        out: dict[str, Any] = {"site": site}
-        out["direction"] = causal_test(
-            lm, items, site, probe_direction(probe), target, positions=cfg.positions,
-            alpha=cfg.alpha, n_random=cfg.n_random, decoding=decoding,
-            batch_size=model.batch_size,
-        ).to_json()  # fmt: skip
-        out["heads"] = (
-            causal_heads(
-                lm,
-                items,
-                [(int(h[0]), int(h[1])) for h in heads],
-                target,
-                kind="zero",
-                n_random=cfg.n_random,
-                decoding=decoding,
-                batch_size=model.batch_size,
-            ).to_json()
-            if heads
-            else None
-        )
+        out: dict[str, Any] = {"site": site, "direction": {}}
+        for positions in cfg.positions:
+            out["direction"][positions] = causal_test(
+                lm, items, site, probe_direction(probe), target, positions=positions,
+                alpha=cfg.alpha, n_random=cfg.n_random, decoding=decoding,
+                batch_size=model.batch_size, regenerate=cfg.regenerate,
+                scorers={"correct": checker_scorers(ctx.checker)["correct"]},
+            ).to_json()  # fmt: skip
         path = stage.begin()
         atomic_write_json(path / "causal.json", out)
         stage.commit({"site": site})
     cache["causal"] = "reused" if reused else "computed"
     data = json.loads((stage.path / "causal.json").read_text())
-    for k in ("direction", "heads"):  # round-trip through the result type: the schema is its own
-        if data.get(k) is not None:
-            data[k] = CausalResult.from_json(data[k]).to_json()
+    # round-trip through the result type: the schema is its own
+    data["direction"] = {
+        k: CausalResult.from_json(v).to_json() for k, v in data["direction"].items()
+    }
+    if heads is not None:
+        data["heads"] = CausalResult.from_json(heads).to_json()
     return dict(data)
 
 
-def causal_plain(causal: dict[str, Any] | None, reason: str | None) -> str:
-    """The causal step's verdicts, with the metric each uses."""
+def _metric_note(r: Mapping[str, Any]) -> str:
+    counts = r.get("settings", {}).get("controls_per_metric", {})
+    target = r["target"].get("name")
+    regenerated = sorted({n for m, n in counts.items() if m != target})
+    again = f"{regenerated[0]} regenerated controls, descriptive" if regenerated else "none"
+    return (f"target {target}, teacher-forced, against {counts.get(target, r['n_random'])} "
+            f"controls; side effects regenerated against {again}")  # fmt: skip
+
+
+def causal_plain(causal: Mapping[str, Any] | None, reason: str | None) -> str:
+    """The causal step's verdicts, with the metric each uses and its controls."""
     if causal is None:
         return f"Not run: {reason or 'disabled'}."
-    parts = []
-    for k, what in (("direction", f"the probe direction at {causal['site']}"),
-                    ("heads", "the top attributed heads, zero-ablated")):  # fmt: skip
-        r = causal.get(k)
-        if r is not None:
-            parts.append(f"{what}: {r['verdict']} (target: {r['target'].get('name')}, "
-                         f"teacher-forced; side effects regenerated greedily)")  # fmt: skip
+    parts = [
+        f"the probe direction at {causal['site']}, positions {pos}: {r['verdict']} ({_metric_note(r)})"
+        for pos, r in causal.get("direction", {}).items()
+    ]
+    r = causal.get("heads")
+    if r is not None:
+        parts.append(f"the top attributed heads ({r['subject']}), tempered: {r['verdict']} "
+                     f"({_metric_note(r)}; {len(r['seeds'])} sampling seeds)")  # fmt: skip
     return "Causal step: " + "; ".join(parts) + "."

@@ -24,7 +24,13 @@ from typing import Any
 
 from workbench.core.errors import WorkbenchError
 from workbench.model.options import LoadOptions
-from workbench.study.sections import CausalConfig, ControlsConfig, HedgedConfig, check_n_null
+from workbench.study.sections import (
+    MIN_NULL,
+    CausalConfig,
+    ControlsConfig,
+    HedgedConfig,
+    check_n_null,
+)
 
 try:  # Python 3.11+
     import tomllib
@@ -280,16 +286,26 @@ class AttributionConfig:
 
 @dataclass(frozen=True)
 class TemperingConfig:
-    """``[tempering]``: top heads from attribution scaled by each lambda, per seed (sampled)."""
+    """``[tempering]``: top heads from attribution scaled by each lambda, per seed (sampled).
+
+    Judged by the causal rule: each lambda other than 1 is applied to the
+    tempered heads and to ``n_random`` draws of as many random heads; the target
+    (teacher-forced gold-answer log-prob) is read under every draw, and the
+    first ``regenerate`` draws are also regenerated with every seed for the
+    side effects (correctness, assertion, length, truncation; descriptive).
+    The sweep over lambdas x seeds gives the dose-response figure.
+    """
 
     enabled: bool = True
     split: str = "fresh"
     n_items: int = 20
     lambdas: tuple[float, ...] = (0.0, 0.5, 1.0)
-    seeds: tuple[int, ...] = (0, 1)
+    seeds: tuple[int, ...] = (0, 1, 2)
     max_new_tokens: int = 32
     temperature: float = 0.8
     top_p: float = 0.95
+    n_random: int = 20
+    regenerate: int = 2
 
     def __post_init__(self) -> None:
         _check_split(self.split, "tempering")
@@ -298,8 +314,11 @@ class TemperingConfig:
             raise _fail("tempering", f"lambdas has {bad[0]}: use finite values >= 0")
         if 1.0 not in self.lambdas:
             raise _fail("tempering", f"lambdas = {list(self.lambdas)}: include 1.0, the reference")
-        if len(self.seeds) < 2:
-            raise _fail("tempering", "seeds: give 2 or more so a change can be told from a draw")
+        if len(self.seeds) < 3:
+            raise _fail(
+                "tempering",
+                f"seeds = {list(self.seeds)}: the causal rule samples with 3 or more seeds",
+            )
         if self.n_items < 1 or self.max_new_tokens < 1:
             raise _fail("tempering", "n_items and max_new_tokens must be >= 1")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
@@ -309,6 +328,14 @@ class TemperingConfig:
             )
         if not 0 < self.top_p <= 1:
             raise _fail("tempering", f"top_p = {self.top_p}: use a value in (0, 1]")
+        check_n_null(self.n_random, "tempering", "n_random")
+        if self.n_random == 0:
+            raise _fail("tempering", f"n_random = 0: use at least {MIN_NULL} random-head draws")
+        if not 0 <= self.regenerate <= self.n_random:
+            raise _fail(
+                "tempering",
+                f"regenerate = {self.regenerate}: use 0 to n_random ({self.n_random})",
+            )
 
 
 @dataclass(frozen=True)

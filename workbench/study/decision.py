@@ -4,8 +4,9 @@ Per axis (``correct`` on the plain prompt, ``asserts`` on the hedge-licensing
 prompt) the statement is built from, in order: whether the axis could be
 probed at all; step 1 (CV) and the fresh read-out; step 6 (the named
 confounds) on the main fresh set and on each further one; the 2x2 of the
-condition; and whether a causal test ran (it does not in this study yet, so
-"a handle" is never claimed). The machinery's controls come first: when the
+condition; and the causal step (the probe direction at each position, and
+the top heads tempered against random heads), each with its verdict and the
+metric it uses; without it "a handle" is never claimed. The machinery's controls come first: when the
 positive control does not come out ``survives`` or the negative control
 passes, every statement opens by saying that the decision cannot be trusted.
 Every number comes from the result objects.
@@ -75,6 +76,55 @@ def _confound_clause(step: ConfoundStep | None, where: str) -> tuple[str, dict[s
     return f"on {where} it is {step.verdict} ({detail})", nums
 
 
+_WHERE = {"last": "at the final token", "response": "at the response tokens",
+          "prompt": "at the prompt tokens", "all": "at every token"}  # fmt: skip
+_ORDER = ("moves the target", "moves only", "moves nothing")
+
+
+def _head(verdict: str) -> str:
+    return verdict.split(":")[0]
+
+
+def causal_clause(causal: Mapping[str, Any] | None) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The causal step as a sentence, its verdicts (per position, and ``heads``), its numbers."""
+    if causal is None or not (causal.get("direction") or causal.get("heads")):
+        return (" No causal test ran, so whether an intervention on it moves the behaviour "
+                "is untested."), {}, {}  # fmt: skip
+    verdicts: dict[str, str] = {}
+    numbers: dict[str, Any] = {}
+    parts = []
+    for pos, r in causal.get("direction", {}).items():
+        verdicts[f"direction_{pos}"] = _head(r["verdict"])
+        numbers[f"direction_{pos}"] = _effect_numbers(r)
+        parts.append(f"{_WHERE.get(pos, 'at ' + pos)} it {r['verdict']}")
+    text = ""
+    if parts:
+        first = next(iter(causal["direction"].values()))
+        counts = first["settings"].get("controls_per_metric", {})
+        target = first["target"].get("name")
+        side = sorted({n for m, n in counts.items() if m != target})
+        text = (f" Causal test of the probe direction at {causal['site']} (target: {target}, "
+                f"teacher-forced, against {counts.get(target, first['n_random'])} random "
+                f"directions; side effects regenerated against {side[0] if side else 0}, "
+                f"descriptive): " + "; ".join(parts) + ".")  # fmt: skip
+    heads = causal.get("heads")
+    if heads is not None:
+        verdicts["heads"] = _head(heads["verdict"])
+        numbers["heads"] = _effect_numbers(heads)
+        text += (f" Tempering the top attributed heads ({heads['subject'].removeprefix('heads ')}, "
+                 f"{len(heads['seeds'])} sampling seeds) against random heads: "
+                 f"{heads['verdict']}.")  # fmt: skip
+    rank = min(_ORDER.index(next(o for o in _ORDER if v.startswith(o))) for v in verdicts.values())
+    verdicts["overall"] = _ORDER[rank]
+    return text, verdicts, numbers
+
+
+def _effect_numbers(r: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"{e['test']} / {e['metric']}": {"change": e["change"], "p": e["p"],
+            "n_controls": len(e["controls"]), "descriptive": e["descriptive"]}
+            for e in r["effects"]}  # fmt: skip
+
+
 def axis_decision(
     run: AxisRun,
     table: DispositionSummary | None,
@@ -90,14 +140,11 @@ def axis_decision(
     numbers: dict[str, Any] = {}
     cond = _CONDITION.get(run.condition, f"on the {run.condition} condition")
     tail = f" {table.sentence()[0].upper()}{table.sentence()[1:]}" if table is not None else ""
-    causal_text = (" No causal test ran, so whether an intervention on it moves the behaviour "
-                   "is untested.")  # fmt: skip
-    direction = None if causal is None else causal.get("direction")
-    if causal is not None and direction is not None:
-        verdicts["causal"] = direction["verdict"].split(":")[0]
-        causal_text = (f" Causal test of the probe direction at {causal['site']} (target: "
-                       f"{direction['target'].get('name')}, teacher-forced; "
-                       f"{direction['n_random']} random directions): {direction['verdict']}.")  # fmt: skip
+    causal_text, causal_verdicts, causal_numbers = causal_clause(causal)
+    if causal_verdicts:
+        verdicts["causal"] = causal_verdicts
+        numbers["causal"] = causal_numbers
+    direction = causal_verdicts or None
     if run.report is None or run.main is None:
         verdicts["outcome"] = "untestable"
         text = f"{what.capitalize()} {cond} is untestable: {run.skipped}."
@@ -128,8 +175,18 @@ def axis_decision(
         numbers[f"confounds_{name}"], verdicts[f"confounds_{name}"] = n, n.get("verdict")
         extra.append(c)
     survives = run.confound_verdict == "survives"
-    verdicts["outcome"] = "read-out beyond confounds" if survives else "explained by a confound"
-    lead = "Yes, as a read-out" if survives else "Not beyond a confound"
+    handle = causal_verdicts.get("overall") == "moves the target"
+    verdicts["outcome"] = (
+        (
+            "read-out beyond confounds, and a causal handle"
+            if handle
+            else "read-out beyond confounds"
+        )
+        if survives
+        else "explained by a confound"
+    )
+    lead = ("Yes, as a read-out and a handle" if handle else "Yes, as a read-out") if survives else (
+        "Not beyond a confound")  # fmt: skip
     text = (f"{lead}: a linear probe on h_last {cond} reads {what} ({read}), and {clause}"
             + ("; " + "; ".join(extra) if extra else "") + "." + causal_text)  # fmt: skip
     return {"statement": hatch + text + tail, "verdicts": verdicts, "numbers": numbers}

@@ -4,8 +4,9 @@ Attribution compares two cohorts of one split head by head
 (:func:`interventions.attribute_heads`); a cohort under ``min_cohort`` items is
 reported with its size instead of attributed. The sweep tempers the top heads
 by magnitude (louder in cohort ``a``) at each lambda with sampled decoding and
-two or more seeds (:func:`interventions.temper_sweep`); its responses are
-cached in ``sweep/``.
+three or more seeds (:func:`interventions.temper_sweep`), and the same
+tempering is judged by the causal rule against random heads
+(:func:`tempering_causal`); both are cached in ``sweep/``.
 
 >>> cohort_reason({"cw": 3, "cr": 40}, ("cw", "cr"), 5)
 'cohort cw has 3 items (cr: 40), under min_cohort = 5: too few for a Cohen d'
@@ -48,6 +49,7 @@ __all__ = [
     "AttributionOutcome",
     "cohort_reason",
     "run_attribution",
+    "checker_scorers",
     "run_tempering",
 ]
 
@@ -109,7 +111,8 @@ def run_attribution(
     return AttributionOutcome(attr, None, data.name, names, sizes, heads, null)
 
 
-def _scorers(checker: Checker) -> dict[str, Any]:
+def checker_scorers(checker: Checker) -> dict[str, Any]:
+    """``correct`` (the checker) and ``asserts`` (the verbal label) as scorers of responses."""
     return {
         "correct": lambda item, response: bool(checker(item, response)),
         "asserts": lambda item, response: classify_verbal(response) == "assert",
@@ -122,12 +125,13 @@ def run_tempering(
     ctx: StageContext,
     cfg: TemperingConfig,
     model: ModelConfig,
-) -> tuple[SweepResult, bool]:
-    """The sweep over lambdas x seeds on the first ``n_items`` items; (result, reused)."""
+) -> tuple[SweepResult, dict[str, Any], bool]:
+    """The sweep over lambdas x seeds on the first ``n_items`` items, and the causal test of
+    the same tempering against random heads; (sweep, causal result JSON, reused)."""
     checker, progress = ctx.checker, ctx.progress
     chosen = format_items(list(items)[: cfg.n_items], model.prompt_template)
     key = stage_key(
-        "sweep/1",
+        "sweep/2",
         model_identity(model.name),
         section_json(model),
         section_json(cfg),
@@ -138,25 +142,67 @@ def run_tempering(
     stage = Stage(ctx.out / "sweep", key)
     reused = ctx.use_cache and stage.valid
     if not reused:
+        lm = ctx.models.get(model.name)
+        decoding = DecodingConfig(
+            max_new_tokens=cfg.max_new_tokens,
+            do_sample=True,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            chat_template=chat_flag(model.chat_template),
+        )
+        scorers = checker_scorers(checker)
         result = temper_sweep(
-            ctx.models.get(model.name),
-            chosen,
-            list(heads),
-            cfg.lambdas,
-            cfg.seeds,
-            _scorers(checker),
-            decoding=DecodingConfig(
-                max_new_tokens=cfg.max_new_tokens,
-                do_sample=True,
-                temperature=cfg.temperature,
-                top_p=cfg.top_p,
-                chat_template=chat_flag(model.chat_template),
-            ),
-            batch_size=model.batch_size,
-            progress=progress,
+            lm, chosen, list(heads), cfg.lambdas, cfg.seeds, scorers, decoding=decoding,
+            batch_size=model.batch_size, progress=progress,
+        )  # fmt: skip
+        causal = tempering_causal(
+            lm, chosen, heads, cfg, decoding, scorers["correct"], model, sweep=result
         )
         path = stage.begin()
         atomic_write_json(path / "sweep.json", result.to_json())
+        atomic_write_json(path / "causal.json", causal)
         stage.commit({"heads": [list(h) for h in heads], "n_items": len(chosen)})
     data = json.loads((stage.path / "sweep.json").read_text())
-    return SweepResult.from_json(data), reused
+    causal = json.loads((stage.path / "causal.json").read_text())
+    return SweepResult.from_json(data), causal, reused
+
+
+def tempering_causal(
+    lm: Any,
+    items: Sequence[Item],
+    heads: Sequence[tuple[int, int]],
+    cfg: TemperingConfig,
+    decoding: DecodingConfig,
+    correct: Any,
+    model: ModelConfig,
+    sweep: SweepResult | None = None,
+) -> dict[str, Any]:
+    """Tempering by the causal rule: each lambda < 1 on ``heads`` against random heads.
+
+    Lambda 0 is the zero ablation (``necessity``); every other lambda but 1 is a
+    ``tempering (lambda x)`` test. The target, the teacher-forced gold-answer
+    log-prob, is read under every random draw; the side effects and the
+    regenerated ``correct`` rate use the first ``cfg.regenerate`` draws with
+    every seed (descriptive). Given the ``sweep`` of the same heads, items,
+    decoding and seeds, its responses stand for the regenerations of the baseline
+    (lambda 1) and of each lambda on ``heads``, instead of regenerating them again.
+    """
+    from interventions import Target, causal_heads
+    from interventions.causal import SIDE_EFFECTS
+
+    target = Target.logprob(
+        [str(it.labels.get("gold")) for it in items], name="gold answer log-prob"
+    )
+    scales = [x for x in cfg.lambdas if x not in (0.0, 1.0)]
+    known = {}
+    if sweep is not None:
+        names = {1.0: "baseline", 0.0: "necessity (zero ablation)"}
+        for x in sweep.values:
+            name = names.get(x, f"tempering (lambda {x:g})")
+            known[name] = {m: sweep.summary(m, x).mean for m in ("correct", *SIDE_EFFECTS)}
+    return causal_heads(
+        lm, items, [(int(h[0]), int(h[1])) for h in heads], target, kind="zero",
+        scales=scales, n_random=cfg.n_random, seeds=cfg.seeds, decoding=decoding,
+        batch_size=model.batch_size, regenerate=cfg.regenerate, scorers={"correct": correct},
+        known=known,
+    ).to_json()  # fmt: skip

@@ -199,7 +199,10 @@ def build_report(
         "dispositions": " ".join(disposition_plain(k, v) for k, v in result.dispositions.items()),
         "attribution": attribution_plain(result.attribution),
         "tempering": sweep_plain(
-            result.sweep, result.attribution.heads, result.skipped.get("tempering")
+            result.sweep,
+            result.attribution.heads,
+            result.skipped.get("tempering"),
+            causal=(result.causal or {}).get("heads"),
         ),
         "sidecar": sidecar_plain(result.sidecar, result.skipped.get("sidecar")),
         **_deciding_plain(result),

@@ -218,13 +218,13 @@ def run_study(
         attribution = run_attribution(
             data[split], labels[split], config.attribution, n_layers, seed=seed
         )
-        sweep = _sweep(
+        sweep, tempering_causal = _sweep(
             config.tempering, config.model, data, attribution, ctx, clock, skipped, cache
         )
         with clock.stage("causal step"):
             causal = run_causal(
                 config.causal, config.model, ctx, train=data["train"], train_labels=labels["train"],
-                fresh=data["fresh"], heads=attribution.heads, C=fals.C, cache=cache,
+                fresh=data["fresh"], heads=tempering_causal, C=fals.C, cache=cache,
                 skipped=skipped,
             )  # fmt: skip
         decision = decide(deciding.axes, deciding.controls, tables, causal=causal)
@@ -335,20 +335,23 @@ def _sweep(
     clock: _Clock,
     skipped: dict[str, str],
     cache: dict[str, str],
-) -> SweepResult | None:
+) -> tuple[SweepResult | None, dict[str, Any] | None]:
+    """The tempering sweep and its causal test against random heads (None, None when skipped)."""
     if not cfg.enabled:
         skipped["tempering"] = "[tempering] enabled = false"
-        return None
+        return None, None
     if not attribution.heads:
         skipped["tempering"] = f"no heads to temper: attribution skipped ({attribution.skipped})"
-        return None
+        return None, None
     if cfg.split not in data:
         skipped["tempering"] = f"split {cfg.split} has no items"
-        return None
+        return None, None
     with clock.stage("tempering sweep"):
-        result, reused = run_tempering(data[cfg.split].items, attribution.heads, ctx, cfg, model)
+        result, causal, reused = run_tempering(
+            data[cfg.split].items, attribution.heads, ctx, cfg, model
+        )
     cache["sweep"] = "reused" if reused else "computed"
-    return result
+    return result, causal
 
 
 def _sidecar(

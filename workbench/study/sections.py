@@ -86,18 +86,24 @@ class ControlsConfig:
 
 @dataclass(frozen=True)
 class CausalConfig:
-    """``[causal]``: the causal step (``interventions.causal_test`` and ``causal_heads``).
+    """``[causal]``: the causal step on the probe's direction (``interventions.causal_test``).
 
-    Off by default: its cost on the demo is not measured yet. ``layer`` -1 is the
-    last decoder layer; ``n_random`` random directions (and head draws) are the
-    controls, at least 19 so that p can reach 0.05.
+    ``layer`` -1 is the last decoder layer; ``n_random`` random directions of
+    equal norm are the controls of the target (the teacher-forced gold-answer
+    log-prob, a cheap read), at least 19 so that p can reach 0.05; only the
+    first ``regenerate`` of them are regenerated for the side effects (length,
+    truncation, assertion, the checker's label), which are therefore
+    descriptive. One test per entry of ``positions`` (``last``: the final token,
+    i.e. the newest token at every step; ``response``: the response tokens).
+    The heads' causal test is the tempering section's.
     """
 
-    enabled: bool = False
-    n_items: int = 8
+    enabled: bool = True
+    n_items: int = 12
     n_random: int = 20
+    regenerate: int = 3
     alpha: float = 2.0
-    positions: str = "last"
+    positions: tuple[str, ...] = ("last", "response")
     layer: int = -1
     max_new_tokens: int = 16
 
@@ -106,9 +112,16 @@ class CausalConfig:
             raise _fail("causal", f"n_random = {self.n_random}: use at least {MIN_NULL}")
         if self.n_items < 1 or self.max_new_tokens < 1:
             raise _fail("causal", "n_items and max_new_tokens must be >= 1")
+        if not 0 <= self.regenerate <= self.n_random:
+            raise _fail(
+                "causal", f"regenerate = {self.regenerate}: use 0 to n_random ({self.n_random})"
+            )
         if not self.alpha > 0:
             raise _fail("causal", f"alpha = {self.alpha}: use a positive step, e.g. 2.0")
-        if self.positions not in ("last", "all", "prompt", "response"):
+        bad = [p for p in self.positions if p not in ("last", "all", "prompt", "response")]
+        if bad or not self.positions or len(set(self.positions)) < len(self.positions):
             raise _fail(
-                "causal", f"positions = {self.positions!r}: use last, all, prompt or response"
+                "causal",
+                f"positions = {list(self.positions)}: give distinct entries of last, all, "
+                "prompt, response",
             )

@@ -275,7 +275,13 @@ def attribution_plain(outcome: AttributionOutcome) -> str:
     )
 
 
-def sweep_plain(sweep: SweepResult | None, heads: Any, reason: str | None) -> str:
+def sweep_plain(
+    sweep: SweepResult | None,
+    heads: Any,
+    reason: str | None,
+    causal: Mapping[str, Any] | None = None,
+) -> str:
+    """Tempering: the causal-rule verdict first (random heads), then the sweep's dose-response."""
     if sweep is None:
         return f"Not run: {reason}."
     parts = []
@@ -286,6 +292,20 @@ def sweep_plain(sweep: SweepResult | None, heads: Any, reason: str | None) -> st
         parts.append(
             f"lambda {c.value:g}: {c.metric} {c.delta:+.3f} ({verdict} the seed spread {c.spread:.3f})"
         )
+    heads_text = ", ".join(f"L{h[0]}.H{h[1]}" for h in heads)
+    warn = (" Caveats: " + " ".join(sweep.warnings)) if sweep.warnings else ""
+    sweep_text = f"Sweep over lambdas x {len(sweep.seeds)} seeds: " + "; ".join(parts) + "."
+    if causal is not None:
+        counts = causal["settings"].get("controls_per_metric", {})
+        target = causal["target"].get("name")
+        again = sorted({n for m, n in counts.items() if m != target})
+        lead = (
+            f"By the causal rule (against {causal['n_random']} draws of as many random heads for "
+            f"the teacher-forced {target}; side effects and the regenerated correct rate against "
+            f"{again[0] if again else 0} draws x {len(causal['seeds'])} seeds, descriptive), "
+            f"tempering {causal['verdict']}."
+        )
+        return f"Tempering {heads_text}. {lead} {sweep_text}{warn}"
     moved = [c for c in sweep.comparisons if c.metric in ("correct", "asserts") and c.exceeds]
     lead = (
         "No change in correctness or assertion rate exceeds the seed-to-seed spread: a null."
@@ -301,8 +321,6 @@ def sweep_plain(sweep: SweepResult | None, heads: Any, reason: str | None) -> st
     if side:
         lead += " It does move " + ", ".join(side) + ": the heads change how the model writes, "
         lead += "not whether it is right or how sure it sounds."
-    heads_text = ", ".join(f"L{h[0]}.H{h[1]}" for h in heads)
-    warn = (" Caveats: " + " ".join(sweep.warnings)) if sweep.warnings else ""
     return f"Tempering {heads_text}. {lead} " + "; ".join(parts) + "." + warn
 
 
