@@ -124,3 +124,27 @@ def test_the_sweep_stands_for_the_regenerations_it_already_made(tiny):
         b = by[(a["test"], a["metric"])]
         assert a["change"] == pytest.approx(b["change"], abs=1e-9), a
         assert a["controls"] == pytest.approx(b["controls"], abs=1e-9), a
+
+
+def test_second_model_in_its_own_words_gets_its_own_2x2(tmp_path, tiny_dir):
+    cfg = StudyConfig.from_dict({
+        **small_config(tiny_dir).to_json(),
+        "causal": {"enabled": False},
+        "second_model": {"enabled": True, "name": str(tiny_dir), "responses": "own",
+                         "max_new_tokens": 4, "batch_size": 8},
+    })  # fmt: skip
+    result = run_study(cfg, tmp_path / "run", checker=half_right, progress=False)
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    table = report["deciding"]["conditions"]["second model"]
+    assert sorted(table) == ["fresh", "train"]
+    for split, t in table.items():
+        second = result.second[split]
+        # independent count of the 2x2 from the second model's own responses and labels
+        from workbench.labels.verbal import classify_verbal
+
+        asserts = [classify_verbal(r) == "assert" for r in second.responses]
+        right = second.correct.astype(bool)
+        assert t["confident_right"] == sum(a and c for a, c in zip(asserts, right, strict=True))
+        assert t["confident_wrong"] == sum(a and not c for a, c in zip(asserts, right, strict=True))
+        assert "asymmetry_lo" in t and split in ("train", "fresh")
+    assert "second model in its own words, fresh:" in report["plain"]["conditions"]

@@ -42,7 +42,7 @@ def test_partial_config_keeps_other_defaults(tmp_path: Path):
         ({"probe": {"Cs": [float("nan")]}}, "pass positive values"),
         ({"second_model": {"responses": "theirs"}}, "use 'shared' or 'own'"),
         ({"tempering": {"lambdas": [0.0, 0.5]}}, "include 1.0"),
-        ({"tempering": {"seeds": [0]}}, "2 or more"),
+        ({"tempering": {"seeds": [0, 1]}}, "3 or more seeds"),
         ({"tempering": {"lambdas": [-0.5, 1.0]}}, "config [tempering]: lambdas has -0.5"),
         ({"tempering": {"lambdas": [float("nan"), 1.0]}}, "lambdas has nan"),
         ({"tempering": {"n_items": 0}}, "n_items and max_new_tokens must be >= 1"),

@@ -104,7 +104,12 @@ def test_report_has_every_key_and_figure(study):
     for axis in ("correct", "asserts"):
         entry = decision[axis]
         assert entry["statement"] and set(entry) == {"statement", "verdicts", "numbers", "trusted"}
-        assert entry["verdicts"]["causal"] == "not run"
+    # the causal step runs by default on the correct axis; asserts has none
+    causal = decision["correct"]["verdicts"]["causal"]
+    assert set(causal) >= {"direction_last", "direction_response", "overall"}, causal
+    assert causal["overall"] in ("moves the target", "moves only", "moves nothing")
+    assert decision["asserts"]["verdicts"]["causal"] == "not run"
+    assert "Causal test of the probe direction" in decision["correct"]["statement"]
     main = result.falsification.report.trial("main").best
     assert decision["correct"]["numbers"]["cv_auc"] == main.cv.auc.auc
     assert f"CV AUC {main.cv.auc.auc:.3f}" in decision["correct"]["statement"]
@@ -134,12 +139,17 @@ def test_report_has_every_key_and_figure(study):
     top = report["attribution"]["result"]["top"]["magnitude"][0][2]
     assert null["observed"] == pytest.approx(top, abs=1e-4)  # the ranked top head's d
     assert "Shuffling the cohort labels 200 times" in report["plain"]["attribution"]
-    assert report["tempering"]["seeds"] == [0, 1]
+    assert report["tempering"]["seeds"] == [0, 1, 2]
+    assert (
+        "By the causal rule (against 20 draws of as many random heads"
+        in report["plain"]["tempering"]
+    )
     assert len(report["traces"]) == 3 and report["traces"][0]["p_correct"]
     assert report["timings"]["total"] > 0 and report["environment"]["torch_threads"] == 1
     for name in ("labels/train.jsonl", "splits/train/generations.jsonl",
                  "splits/train/features/manifest.json", "second/fresh/features/manifest.json",
-                 "sweep/sweep.json", "traces/traces.npz", "report.html"):  # fmt: skip
+                 "sweep/sweep.json", "sweep/causal.json", "causal/causal.json", "traces/traces.npz",
+                 "report.html"):  # fmt: skip
         assert name in report["files"], name
 
 

@@ -29,6 +29,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from workbench.core.sites import parse_site
 from workbench.core.store import atomic_write_json
 from workbench.study.cache import Stage, model_identity, stage_key
 from workbench.study.collect import SplitData, format_items
@@ -68,11 +69,13 @@ def run_causal(
             if not cfg.enabled
             else "no main probe, so no direction to test"
         )
-        if heads is None:
-            return None
-        return {"site": None, "direction": {}, "heads": CausalResult.from_json(heads).to_json()}
+        return _heads_only(heads)
     layer = train.n_layers - 1 if cfg.layer < 0 else cfg.layer
     site = f"resid({layer})"
+    if str(parse_site(site)) not in train.features:
+        skipped["causal"] = (f"{site} was not captured on train ([capture] depth_curve = false): "
+                             "set depth_curve = true to run the causal step")  # fmt: skip
+        return _heads_only(heads)
     key = stage_key("causal/2", model_identity(model.name), section_json(model), section_json(cfg),
                     ctx.items_key, fresh.key, C,
                     getattr(ctx.checker, "__qualname__", repr(ctx.checker)))  # fmt: skip
@@ -107,6 +110,15 @@ def run_causal(
     if heads is not None:
         data["heads"] = CausalResult.from_json(heads).to_json()
     return dict(data)
+
+
+def _heads_only(heads: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The tempering stage's heads test alone, when the direction test did not run."""
+    from interventions import CausalResult
+
+    if heads is None:
+        return None
+    return {"site": None, "direction": {}, "heads": CausalResult.from_json(heads).to_json()}
 
 
 def _metric_note(r: Mapping[str, Any]) -> str:

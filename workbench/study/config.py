@@ -305,7 +305,7 @@ class TemperingConfig:
     temperature: float = 0.8
     top_p: float = 0.95
     n_random: int = 20
-    regenerate: int = 2
+    regenerate: int = 1
 
     def __post_init__(self) -> None:
         _check_split(self.split, "tempering")

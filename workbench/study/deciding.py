@@ -17,6 +17,7 @@ import numpy as np
 from interventions import HeadProbes, head_probes, layers_from_features
 from probes import DispositionSummary, disposition
 from workbench.labels.domains import make_split
+from workbench.labels.verbal import classify_verbal
 from workbench.study.axis import AxisRun, FreshSet, further_sets, run_axis
 from workbench.study.collect import H_LAST, SplitData
 from workbench.study.config import (
@@ -31,6 +32,7 @@ from workbench.study.controls import positive_control, shuffled_within_family
 from workbench.study.falsification import Falsification, usable_reason
 from workbench.study.hedged import collect_hedged
 from workbench.study.labels import SplitLabels, label_split
+from workbench.study.second import SecondSplit
 from workbench.study.sections import ControlsConfig, HedgedConfig
 
 __all__ = [
@@ -219,6 +221,7 @@ def run_deciding(
     stage: Callable[[str], AbstractContextManager[None]],
     cache: dict[str, str],
     skipped: dict[str, str],
+    second: Mapping[str, SecondSplit] | None = None,
 ) -> tuple[Deciding, dict[str, DispositionSummary | None]]:
     """Every axis and control through the steps, the 2x2s, the head screen; and each axis's
     2x2 (the decision's closing numbers)."""
@@ -238,6 +241,13 @@ def run_deciding(
     if h_labels:
         d.conditions["hedged"] = dispositions_with_intervals(h_labels, n_boot=probe.n_boot,
                                                              seed=seed)  # fmt: skip
+    if second is not None and any(v.own for v in second.values()):
+        # the second model answered in its own words: its own 2x2 (correct x verbal label)
+        d.conditions["second model"] = {
+            split: disposition(v.correct, [classify_verbal(r) for r in v.responses],
+                               n_boot=probe.n_boot, seed=seed)
+            for split, v in second.items()
+        }  # fmt: skip
     tables = {"correct": d.conditions["plain"].get("fresh"),
               "asserts": d.conditions.get("hedged", {}).get("fresh")}  # fmt: skip
     return d, tables

@@ -26,7 +26,9 @@ def conditions_plain(
     """The 2x2 and the assertion asymmetry with its interval, per condition and split."""
     parts = []
     for cond, per in conditions.items():
-        what = "plain prompt" if cond == "plain" else f'hedge-licensing prompt ("{instruction}")'
+        what = {"plain": "plain prompt", "second model": "second model in its own words"}.get(
+            cond, f'hedge-licensing prompt ("{instruction}")'
+        )
         for split, d in per.items():
             parts.append(f"{what}, {split}: {d.sentence()}")
     return " ".join(parts) or "Not run."

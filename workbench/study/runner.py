@@ -212,7 +212,7 @@ def run_study(
             deciding, tables = run_deciding(
                 config.probe, config.controls, config.model, ctx, data=data, labels=labels,
                 hedged=(hedged_data, hedged_labels), fals=fals, n_layers=n_layers, seed=seed,
-                stage=clock.stage, cache=cache, skipped=skipped,
+                stage=clock.stage, cache=cache, skipped=skipped, second=second,
             )  # fmt: skip
         split = config.attribution.split
         attribution = run_attribution(

@@ -62,6 +62,8 @@ class SecondSplit:
     correct: np.ndarray
     responses: tuple[str, ...]
     reused: bool
+    own: bool = False
+    """The responses are the second model's own answers (``responses = "own"``)."""
 
 
 def collect_second(
@@ -85,7 +87,8 @@ def collect_second(
         correct = np.array(
             [bool(checker(by_id[r["id"]], r["response"])) for r in rows], dtype=np.float64
         )
-    return SecondSplit(data.name, X, correct, tuple(r["response"] for r in rows), reused)
+    responses = tuple(r["response"] for r in rows)
+    return SecondSplit(data.name, X, correct, responses, reused, own=cfg.responses == "own")
 
 
 def _compute(

@@ -99,7 +99,7 @@ class CausalConfig:
     """
 
     enabled: bool = True
-    n_items: int = 12
+    n_items: int = 8
     n_random: int = 20
     regenerate: int = 3
     alpha: float = 2.0
