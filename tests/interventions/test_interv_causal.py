@@ -190,3 +190,48 @@ def test_regenerate_bad_input(planted, regenerate, target, message):
     lm, u = planted
     with pytest.raises(WorkbenchError, match=message):
         causal_test(lm, _items(), "resid(2)", u, target, n_random=19, regenerate=regenerate)
+
+
+def test_answer_direction_is_the_gradient_and_moves_the_target(tiny):
+    """Independent check: a finite step along the direction raises the first-token log-prob
+    by about eps * |grad| (read by a bare forward with a hand-written hook); and the causal
+    test, fed it as a positive control, finds it beyond every random direction."""
+    from interventions import answer_direction
+
+    lm = tiny("llama")
+    items = [Item("a", "What is 2+2?"), Item("b", "Name a colour"), Item("c", "Hi there")]
+    answers = ["4", "Blue", "Hello"]
+    site, d = answer_direction(lm, items, answers)
+    assert site == f"resid({lm.layout.n_layers - 1})" and abs(np.linalg.norm(d) - 1) < 1e-9
+    from workbench.model.tokens import encode_prompts
+
+    prompts = encode_prompts(lm.tokenizer, items, max_new_tokens=1, chat_template=None)
+    first = [lm.tokenizer(a, add_special_tokens=False)["input_ids"][0] for a in answers]
+    layer = lm.layout.layers[-1]
+
+    def first_logp(eps: float) -> float:
+        def hook(_module, _args, output):
+            hidden = output[0] if isinstance(output, tuple) else output
+            hidden[:, -1] += eps * torch.tensor(d, dtype=hidden.dtype)
+            return output
+
+        handle = layer.register_forward_hook(hook)
+        try:
+            total = 0.0
+            for ids, tok in zip(prompts, first, strict=True):
+                with torch.no_grad():
+                    logits = lm.model(torch.tensor([ids])).logits[0, -1]
+                total += float(torch.log_softmax(logits.double(), -1)[tok])
+            return total / len(prompts)
+        finally:
+            handle.remove()
+
+    slope = (first_logp(1e-3) - first_logp(-1e-3)) / 2e-3
+    _, raw = answer_direction(lm, items, answers, normalize=False)
+    # the directional derivative along the unit mean gradient is the mean gradient's norm
+    assert slope > 0 and slope == pytest.approx(np.linalg.norm(raw), rel=1e-2)
+    result = causal_test(
+        lm, items, site, d, Target.logprob(answers), alpha=3.0, n_random=19, regenerate=0,
+    )  # fmt: skip
+    assert result.effect("sufficiency+", "answer log-prob").p == pytest.approx(1 / 20)
+    assert result.verdict.startswith("moves the target"), result.verdict

@@ -64,6 +64,11 @@ def test_causal_step_on_the_tiny_study(tmp_path, tiny_dir):
     )
     assert "against 20 random directions; side effects regenerated against 2" in statement
     assert report["plain"]["causal"].startswith("Causal step:")
+    control = causal["positive_control"]
+    assert control["settings"]["controls_per_metric"]["gold answer log-prob"] == 20
+    # the logit direction must move the target: if it did not, the decision would warn
+    assert control["verdict"].startswith("moves the target"), control["verdict"]
+    assert report["decision"]["controls"]["causal_positive"]["outcome"] == "moves the target"
     # re-running reuses the stage
     again = run_study(cfg, tmp_path / "run", checker=half_right, progress=False)
     assert again.cache["causal"] == "reused" and again.causal == causal

@@ -88,3 +88,51 @@ def test_a_failed_control_says_the_decision_cannot_be_trusted(runs):
     assert "negative control" in d["correct"]["statement"]
     assert "'reads' where it must be 'fails'" in d["correct"]["statement"]
     assert d["correct"]["trusted"] is False
+
+
+def _causal(direction: str, control: str, n: int = 20) -> dict:
+    """A causal step's JSON with the given verdicts (the shape CausalResult.to_json gives)."""
+
+    def result(verdict: str, change: float, p: float) -> dict:
+        counts = {"gold answer log-prob": n, "n_tokens": 3}
+        effects = [{"test": "necessity", "metric": m, "change": change, "controls": [0.0] * k,
+                    "p": p, "descriptive": k < 19, "beyond": p <= 0.05}
+                   for m, k in counts.items()]  # fmt: skip
+        return {"verdict": verdict, "target": {"name": "gold answer log-prob"}, "n_random": n,
+                "seeds": [0], "subject": "direction at resid(2)", "effects": effects,
+                "settings": {"site": "resid(2)", "controls_per_metric": counts}}  # fmt: skip
+
+    return {
+        "site": "resid(2)",
+        "direction": {"last": result(direction, -1.5, 1 / 21)},
+        "positive_control": result(control, 2.0, 1 / 21),
+    }
+
+
+def test_the_causal_step_enters_the_decision_and_its_positive_control_is_checked(runs):
+    moved = (
+        "moves the target: necessity changes gold answer log-prob by -1.5 (p = 0.048 against 20)"
+    )
+    nothing = "moves nothing: the largest target change, ..., is within the controls"
+    controls = {"positive": runs["positive"], "negative": runs["negative_ok"]}
+    d = decide({"correct": runs["label"]}, controls, {}, causal=_causal(moved, moved))
+    c = d["correct"]
+    assert d["trusted"] and d["controls"]["causal_positive"]["outcome"] == "moves the target"
+    assert c["statement"].startswith("Yes, as a read-out and a handle")
+    assert c["verdicts"]["causal"] == {"direction_last": "moves the target",
+                                       "overall": "moves the target"}  # fmt: skip
+    assert (
+        c["numbers"]["causal"]["direction_last"]["necessity / gold answer log-prob"]["change"]
+        == -1.5
+    )
+    assert "at the final token it moves the target" in c["statement"]
+    # the same direction result with a positive control that did not move: not trusted
+    bad = decide({"correct": runs["label"]}, controls, {}, causal=_causal(moved, nothing))
+    assert not bad["trusted"] and bad["controls"]["causal_positive"]["as_expected"] is False
+    assert bad["correct"]["statement"].startswith(
+        "The decision cannot be trusted: the causal step's"
+    )
+    # a direction that moves nothing leaves a read-out without a handle
+    plain = decide({"correct": runs["label"]}, controls, {}, causal=_causal(nothing, moved))
+    assert plain["correct"]["statement"].startswith("Yes, as a read-out:")
+    assert plain["correct"]["verdicts"]["causal"]["overall"] == "moves nothing"

@@ -18,6 +18,13 @@ Metrics, and what each is measured against:
   ``max_new_tokens`` for the real direction and the first ``regenerate``
   controls only, so their p is descriptive.
 
+*Positive control*: the same test on the direction that raises each gold
+answer's first-token log-prob (:func:`interventions.answer_direction`, the
+gradient through the final norm and unembedding at the last layer), applied at
+the prompt tokens (at the last layer only the prompt's final token reaches the
+first answer token's logits, and the answer tokens are left alone), which must
+come out ``moves the target``; the decision warns when it does not.
+
 The heads' causal test is the tempering stage's (:func:`~workbench.study.heads.run_tempering`):
 the top attributed heads tempered at each lambda against random heads; it is
 reported here beside the direction as ``heads``. Results are cached in ``causal/``.
@@ -61,7 +68,7 @@ def run_causal(
 ) -> dict[str, Any] | None:
     """Direction tests per position, with the tempering stage's ``heads`` test beside them
     (or None, with the reason in ``skipped``)."""
-    from interventions import CausalResult, Target, causal_test, probe_direction
+    from interventions import CausalResult, Target, answer_direction, causal_test, probe_direction
 
     if not cfg.enabled or C is None:
         skipped["causal"] = (
@@ -76,7 +83,7 @@ def run_causal(
         skipped["causal"] = (f"{site} was not captured on train ([capture] depth_curve = false): "
                              "set depth_curve = true to run the causal step")  # fmt: skip
         return _heads_only(heads)
-    key = stage_key("causal/2", model_identity(model.name), section_json(model), section_json(cfg),
+    key = stage_key("causal/3", model_identity(model.name), section_json(model), section_json(cfg),
                     ctx.items_key, fresh.key, C,
                     getattr(ctx.checker, "__qualname__", repr(ctx.checker)))  # fmt: skip
     stage = Stage(ctx.out / "causal", key)
@@ -98,6 +105,13 @@ def run_causal(
                 batch_size=model.batch_size, regenerate=cfg.regenerate,
                 scorers={"correct": checker_scorers(ctx.checker)["correct"]},
             ).to_json()  # fmt: skip
+        control_site, control = answer_direction(
+            lm, items, target.answers, batch_size=model.batch_size
+        )
+        out["positive_control"] = causal_test(
+            lm, items, control_site, control, target, positions="prompt", alpha=cfg.alpha,
+            n_random=cfg.n_random, batch_size=model.batch_size, regenerate=0,
+        ).to_json()  # fmt: skip
         path = stage.begin()
         atomic_write_json(path / "causal.json", out)
         stage.commit({"site": site})
@@ -138,6 +152,10 @@ def causal_plain(causal: Mapping[str, Any] | None, reason: str | None) -> str:
         f"the probe direction at {causal['site']}, positions {pos}: {r['verdict']} ({_metric_note(r)})"
         for pos, r in causal.get("direction", {}).items()
     ]
+    r = causal.get("positive_control")
+    if r is not None:
+        parts.append(f"positive control (the gold answers' logit direction at {r['settings']['site']}, "
+                     f"which must move the target): {r['verdict']}")  # fmt: skip
     r = causal.get("heads")
     if r is not None:
         parts.append(f"the top attributed heads ({r['subject']}), tempered: {r['verdict']} "

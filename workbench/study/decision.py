@@ -36,6 +36,7 @@ _CONDITION = {
 _CONTROL_TEXT = {
     "positive": "the positive control (truth of a capitals statement)",
     "negative": "the negative control (labels shuffled within family)",
+    "causal_positive": "the causal step's positive control (the gold answers' logit direction)",
 }
 
 
@@ -206,7 +207,7 @@ def control_outcome(run: AxisRun, kind: str) -> tuple[str, bool]:
 
 def control_warnings(outcomes: Mapping[str, tuple[str, bool]]) -> list[str]:
     """One phrase per control that came out otherwise than it must."""
-    expected = {"positive": "survives", "negative": "fails"}
+    expected = {"positive": "survives", "negative": "fails", "causal_positive": "moves the target"}
     return [f"{_CONTROL_TEXT[k]} came out '{o}' where it must be '{expected[k]}'"
             for k, (o, ok) in outcomes.items() if not ok]  # fmt: skip
 
@@ -220,6 +221,10 @@ def decide(
 ) -> dict[str, Any]:
     """``report.json``'s ``decision``: per axis, and the controls' outcomes."""
     outcomes = {k: control_outcome(r, k) for k, r in controls.items()}
+    causal_control = None if causal is None else causal.get("positive_control")
+    if causal_control is not None:
+        head = _head(causal_control["verdict"])
+        outcomes["causal_positive"] = (head, head == "moves the target")
     warnings = control_warnings(outcomes)
     hatch = ""
     if warnings:
@@ -237,9 +242,15 @@ def decide(
             k: {
                 "outcome": o,
                 "as_expected": ok,
-                "axis": controls[k].axis,
-                "reads": axis_reads(controls[k]),
-                "confound_verdict": controls[k].confound_verdict,
+                **(
+                    {
+                        "axis": controls[k].axis,
+                        "reads": axis_reads(controls[k]),
+                        "confound_verdict": controls[k].confound_verdict,
+                    }
+                    if k in controls
+                    else {"verdict": causal_control["verdict"] if causal_control else None}
+                ),
             }
             for k, (o, ok) in outcomes.items()
         },  # fmt: skip
