@@ -258,6 +258,10 @@ def verdict(target: str, effects: Sequence[Effect], what: str) -> str:
 
     Side effects (length, truncation, assertion, extra scorers) beyond their
     controls are named after a moved target too, so a verdict never hides them.
+    A side effect measured against fewer controls than the target (the
+    ``regenerate`` budget) is descriptive: it is reported after the verdict, and
+    never decides it (beating 3 controls is not evidence); when every effect is
+    descriptive (``n_random < 19``), the verdict itself is descriptive.
     """
 
     def say(e: Effect) -> str:
@@ -265,16 +269,25 @@ def verdict(target: str, effects: Sequence[Effect], what: str) -> str:
         n = len(e.controls)
         return f"{e.test} changes {e.metric} by {e.change:+.3g} ({kind}p = {e.p:.3f} against {n} {what})"
 
+    all_descriptive = all(e.descriptive for e in effects)
     moved = [e for e in effects if e.metric == target and e.beyond]
     side = [e for e in effects if e.metric != target and e.controls and e.beyond]
-    names = ", ".join(sorted({e.metric for e in side}))
+    deciding = [e for e in side if all_descriptive or not e.descriptive]
+    budget = [e for e in side if e not in deciding]
+    names = ", ".join(sorted({e.metric for e in deciding}))
     if moved:
-        also = f"; it also moves {names}: " + "; ".join(map(say, side)) if side else ""
-        return "moves the target: " + "; ".join(say(e) for e in moved) + also
-    if side:
-        return f"moves only {names}: " + "; ".join(say(e) for e in side)
-    largest = max((e for e in effects if e.metric == target), key=lambda e: abs(e.change))
-    return f"moves nothing: the largest target change, {say(largest)}, is within the controls"
+        also = f"; it also moves {names}: " + "; ".join(map(say, deciding)) if deciding else ""
+        text = "moves the target: " + "; ".join(say(e) for e in moved) + also
+    elif deciding:
+        text = f"moves only {names}: " + "; ".join(say(e) for e in deciding)
+    else:
+        largest = max((e for e in effects if e.metric == target), key=lambda e: abs(e.change))
+        text = f"moves nothing: the largest target change, {say(largest)}, is within the controls"
+    if budget:
+        k = len(budget[0].controls)
+        text += (f"; descriptive only (beyond all {k} regenerated controls, too few to decide): "
+                 + "; ".join(f"{e.test} {e.metric} {e.change:+.3g}" for e in budget))  # fmt: skip
+    return text
 
 
 def causal_test(

@@ -124,13 +124,15 @@ def answer_logprob(
             [len(prompts[i]) for i in bucket],
             [item_key(parsed[i].id) for i in bucket],
         ).regenerated(batch.attention_mask)
+        keep = 1 + max(len(targets[i]) for i in bucket)  # the answers sit at the right edge
         with torch.inference_mode(), using_frame(frame):
-            logits = decoder.all_logits(batch.input_ids, batch.attention_mask, batch.position_ids)
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        width = batch.input_ids.shape[1]
+            logits = decoder.all_logits(
+                batch.input_ids, batch.attention_mask, batch.position_ids, keep=keep
+            )
+        logp = torch.log_softmax(logits.float(), dim=-1)  # column j: position width - keep + j
         for row, i in enumerate(bucket):
             n = len(targets[i])
-            cols = torch.arange(width - n, width)
+            cols = torch.arange(keep - n, keep)
             tok = torch.tensor(targets[i])
             out[i] = float(logp[row, cols - 1, tok].sum())
     return out

@@ -11,6 +11,7 @@ their own); with ``cached = False`` the loop re-runs the whole sequence each ste
 from __future__ import annotations
 
 import hashlib
+import inspect
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -129,13 +130,17 @@ class Decoder:
         return out.logits[:, -1, :], getattr(out, "cache", None)
 
     def all_logits(
-        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, keep: int = 0
     ) -> torch.Tensor:
-        """Logits at every position of one uncached pass (teacher forcing)."""
+        """Logits of one uncached pass (teacher forcing): at every position, or at the last
+        ``keep`` (the unembedding then runs on those only, where the model allows it)."""
+        kwargs: dict[str, Any] = {}
+        if keep and "logits_to_keep" in inspect.signature(self.lm.model.forward).parameters:
+            kwargs["logits_to_keep"] = keep
         out = self.lm.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, **kwargs
         )
-        return out.logits
+        return out.logits[:, -keep:] if keep else out.logits
 
 
 def decode_bucket(

@@ -292,8 +292,10 @@ class TemperingConfig:
     tempered heads and to ``n_random`` draws of as many random heads; the target
     (teacher-forced gold-answer log-prob) is read under every draw, and the
     first ``regenerate`` draws are also regenerated with every seed for the
-    side effects (correctness, assertion, length, truncation; descriptive).
-    The sweep over lambdas x seeds gives the dose-response figure.
+    side effects (correctness, assertion, length, truncation; descriptive;
+    0 by default, for the demo's time). The sweep over lambdas x seeds gives the
+    tempered heads' own regenerations, its side effects against the seed spread,
+    and the dose-response figure.
     """
 
     enabled: bool = True
@@ -305,7 +307,7 @@ class TemperingConfig:
     temperature: float = 0.8
     top_p: float = 0.95
     n_random: int = 20
-    regenerate: int = 1
+    regenerate: int = 0
 
     def __post_init__(self) -> None:
         _check_split(self.split, "tempering")

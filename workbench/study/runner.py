@@ -218,9 +218,17 @@ def run_study(
         attribution = run_attribution(
             data[split], labels[split], config.attribution, n_layers, seed=seed
         )
+        if config.tempering.enabled and attribution.heads:
+            say(f"[bold]tempering[/]: sweep over {len(config.tempering.lambdas)} lambdas x "
+                f"{len(config.tempering.seeds)} seeds, then the causal rule against "
+                f"{config.tempering.n_random} random-head draws")  # fmt: skip
         sweep, tempering_causal = _sweep(
             config.tempering, config.model, data, attribution, ctx, clock, skipped, cache
         )
+        if config.causal.enabled:
+            say(f"[bold]causal step[/]: the probe direction at {len(config.causal.positions)} "
+                f"position sets against {config.causal.n_random} random directions, and its "
+                "positive control")  # fmt: skip
         with clock.stage("causal step"):
             causal = run_causal(
                 config.causal, config.model, ctx, train=data["train"], train_labels=labels["train"],

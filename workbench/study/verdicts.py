@@ -299,13 +299,18 @@ def sweep_plain(
         counts = causal["settings"].get("controls_per_metric", {})
         target = causal["target"].get("name")
         again = sorted({n for m, n in counts.items() if m != target})
+        k = again[0] if again else 0
+        side = (
+            f"side effects and the regenerated correct rate against {k} draws x "
+            f"{len(causal['seeds'])} seeds, descriptive"
+            if k
+            else "side effects from the sweep below, against the seed spread"
+        )
         lead = (
             f"By the causal rule (against {causal['n_random']} draws of as many random heads for "
-            f"the teacher-forced {target}; side effects and the regenerated correct rate against "
-            f"{again[0] if again else 0} draws x {len(causal['seeds'])} seeds, descriptive), "
-            f"tempering {causal['verdict']}."
+            f"the teacher-forced {target}; {side}), tempering {causal['verdict']}."
         )
-        return f"Tempering {heads_text}. {lead} {sweep_text}{warn}"
+        return f"Tempering {heads_text}. {lead} {sweep_text}{_sweep_side(sweep)}{warn}"
     moved = [c for c in sweep.comparisons if c.metric in ("correct", "asserts") and c.exceeds]
     lead = (
         "No change in correctness or assertion rate exceeds the seed-to-seed spread: a null."
@@ -313,15 +318,21 @@ def sweep_plain(
         else f"{len(moved)} change(s) exceed the seed-to-seed spread; with "
         f"{len(sweep.seeds)} seeds that is a lead to replicate, not a result."
     )
+    lead += _sweep_side(sweep)
+    return f"Tempering {heads_text}. {lead} " + "; ".join(parts) + "." + warn
+
+
+def _sweep_side(sweep: SweepResult) -> str:
+    """The side effects (length, truncation) whose change exceeds the seed spread, or ''."""
     side = [
         f"{c.metric} {c.delta:+.2f} at lambda {c.value:g} (spread {c.spread:.2f})"
         for c in sweep.comparisons
         if c.metric not in ("correct", "asserts") and c.exceeds
     ]
-    if side:
-        lead += " It does move " + ", ".join(side) + ": the heads change how the model writes, "
-        lead += "not whether it is right or how sure it sounds."
-    return f"Tempering {heads_text}. {lead} " + "; ".join(parts) + "." + warn
+    if not side:
+        return ""
+    return (" It does move " + ", ".join(side) + " beyond the seed spread: the heads change how "
+            "the model writes, a side effect, not whether it is right or how sure it sounds.")  # fmt: skip
 
 
 def sidecar_plain(sidecar: SidecarResult | None, reason: str | None) -> str:

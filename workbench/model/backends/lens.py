@@ -164,12 +164,13 @@ class _Uncached(Decoder):
         return logits[:, -1, :], None
 
     def all_logits(
-        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, keep: int = 0
     ) -> torch.Tensor:
-        return self.bridge(
+        logits = self.bridge(
             ids, attention_mask=mask, position_ids=positions, use_cache=False,
             return_type="logits",
         )  # fmt: skip
+        return logits[:, -keep:] if keep else logits
 
 
 class LensBackend(ForwardBackend):

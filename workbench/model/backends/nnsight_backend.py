@@ -265,13 +265,13 @@ class _TraceDecoder(Decoder):
         return out[0], out[1]
 
     def all_logits(
-        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, keep: int = 0
     ) -> torch.Tensor:
         kwargs = {"input_ids": ids, "attention_mask": mask, "position_ids": positions,
                   "use_cache": False}  # fmt: skip
         plan = self.backend._plan([])[0]
         _, logits = self.backend._trace(plan, current_frame(ids), kwargs, lambda o: o.logits)
-        return logits
+        return logits[:, -keep:] if keep else logits
 
 
 @dataclass(frozen=True)
