@@ -26,6 +26,7 @@ from interventions.causal_heads import (
 )
 from interventions.causal_report import causal_figure, write_causal_report
 from interventions.cohorts import cohorts_from_labels
+from interventions.directions import answer_direction
 from interventions.figures import (
     attribution_figure,
     head_heatmap,
@@ -40,7 +41,7 @@ from interventions.patching import PatchResult, logit_diff, patching_sweep, prob
 from interventions.report import write_attribution_report, write_sidecar_report, write_sweep_report
 from interventions.sidecar import DEFAULT_HEDGE_PREFIX, SidecarResult, gate_responses, sidecar
 from interventions.stats import Comparison, MetricSummary, monotonicity, summarise
-from interventions.steering import answer_direction, mass_mean_direction, probe_direction, steer
+from interventions.steering import mass_mean_direction, probe_direction, steer
 from interventions.sweep import SweepResponse, SweepResult, sweep, temper_sweep
 from interventions.targets import Target, answer_logprob, probe_read
 from interventions.temper import (

@@ -48,6 +48,7 @@ from workbench.model.positions import PositionSpec
 
 __all__ = [
     "SIDE_EFFECTS",
+    "TESTS",
     "CausalResult",
     "Effect",
     "causal_test",
@@ -58,6 +59,7 @@ __all__ = [
 ]
 
 SIDE_EFFECTS = ("n_tokens", "truncated", "asserts")
+TESTS = ("necessity", "sufficiency+", "sufficiency-")
 Scorer = Callable[[Item, str], float | bool]
 
 
@@ -307,6 +309,7 @@ def causal_test(
     batch_size: int = 8,
     regenerate: int | None = None,
     scorers: Mapping[str, Scorer] | None = None,
+    tests: Sequence[str] = TESTS,
 ) -> CausalResult:
     """Necessity, sufficiency and random-direction controls for ``direction`` at ``site``.
 
@@ -327,12 +330,17 @@ def causal_test(
             (default all); the target, a cheap read, is read under every control.
         scorers: ``{name: fn(item, response)}`` scored on every regeneration,
             reported like the side effects (e.g. the checker's label).
+        tests: which of ``necessity``, ``sufficiency+``, ``sufficiency-`` to run
+            (all by default; a positive control of known sign needs one).
     """
     started = time.perf_counter()
     decoding = decoding or DecodingConfig(max_new_tokens=32)
     seeds = tuple(seeds)
     warnings = check_controls(n_random, seeds, decoding)
     k = check_regenerate(regenerate, n_random, target)
+    unknown = [t for t in tests if t not in TESTS]
+    if unknown or not tests:
+        raise WorkbenchError(f"tests {list(tests)}: choose from {', '.join(TESTS)}")
     from interventions.steering import check_alpha
 
     alpha = check_alpha(alpha, "alpha")
@@ -360,9 +368,10 @@ def causal_test(
         }
 
     mine, controls = three(u), [three(r) for r in randoms]
-    tests = {t: (mine[t], [c[t] for c in controls]) for t in mine}
+    mine = {t: v for t, v in mine.items() if t in tests}
+    chosen = {t: (mine[t], [c[t] for c in controls]) for t in mine}
     run = _Run(model, parsed, target, decoding, seeds, batch_size, scorers=dict(scorers or {}))
-    baseline, effects = run_tests(run, tests, n_random, k)
+    baseline, effects = run_tests(run, chosen, n_random, k)
     return CausalResult(
         subject=f"direction at {site}",
         target=target.to_json(),

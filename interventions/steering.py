@@ -26,10 +26,10 @@ from interventions.base import Applied, model_and_layout
 from workbench.core.errors import WorkbenchError
 from workbench.model.intervention import Intervention as Value
 
-__all__ = ["answer_direction", "check_alpha", "mass_mean_direction", "probe_direction", "steer"]
+__all__ = ["check_alpha", "mass_mean_direction", "probe_direction", "steer"]
 
 
-def _unit(v: np.ndarray, normalize: bool, what: str) -> np.ndarray:
+def unit(v: np.ndarray, normalize: bool, what: str) -> np.ndarray:
     norm = float(np.linalg.norm(v))
     if not np.isfinite(v).all() or norm == 0:
         raise WorkbenchError(f"{what} is zero or not finite (norm {norm}): check the inputs")
@@ -54,48 +54,7 @@ def mass_mean_direction(X: ArrayLike, y: ArrayLike, *, normalize: bool = True) -
             f"mass-mean direction needs both classes, got {len(pos)} of label 1 and {len(neg)} "
             "of label 0: pass labels with both"
         )
-    return _unit(pos.mean(0) - neg.mean(0), normalize, "the mass-mean direction")
-
-
-def answer_direction(
-    model: Any, items: Any, answers: Any, *, normalize: bool = True, batch_size: int = 8
-) -> tuple[str, np.ndarray]:
-    """The last decoder layer's direction that raises each answer's first-token log-prob.
-
-    The mean over items of the gradient of ``log p(first answer token)`` with
-    respect to the last layer's output at the prompt's final token, through the
-    final norm and the unembedding (the logit lens, made exact for the norm):
-    adding it must raise the teacher-forced answer log-prob to first order, so it
-    is the causal step's positive control, a direction whose effect is known.
-    Returns ``(site, direction)`` with ``site`` = ``resid(L)``, ``L`` the last layer.
-    """
-    import torch
-
-    from interventions.ops import collect_site
-    from workbench.core.items import as_items
-    from workbench.model.loaded import unwrap
-    from workbench.model.positions import item_key
-
-    lm, _ = unwrap(model)
-    parsed = as_items(items)
-    if len(answers) != len(parsed) or not all(isinstance(a, str) and a for a in answers):
-        raise WorkbenchError("answer_direction: pass one non-empty answer string per item")
-    site = f"resid({lm.layout.n_layers - 1})"
-    rows = collect_site(model, parsed, site, positions="last", batch_size=batch_size, per_item=True)
-    bank = np.stack([rows[item_key(it.id)][-1] for it in parsed])  # item order, not bucket order
-    first = [lm.tokenizer(a, add_special_tokens=False)["input_ids"][0] for a in answers]
-    head = getattr(lm.model, "get_output_embeddings", lambda: None)()
-    if not isinstance(head, torch.nn.Module):
-        raise WorkbenchError(
-            f"{lm.name}: no output embedding module to take the answer direction from"
-        )
-    param = next(head.parameters())
-    h = torch.tensor(bank, dtype=param.dtype, device=param.device, requires_grad=True)
-    with torch.enable_grad():
-        logits = head(lm.layout.final_norm(h)).float()
-        logp = torch.log_softmax(logits, -1)[torch.arange(len(first)), torch.tensor(first)]
-        (grad,) = torch.autograd.grad(logp.sum(), h)
-    return site, _unit(grad.double().mean(0).cpu().numpy(), normalize, "the answer direction")
+    return unit(pos.mean(0) - neg.mean(0), normalize, "the mass-mean direction")
 
 
 def probe_direction(probe: Any, *, normalize: bool = True) -> np.ndarray:
@@ -119,7 +78,7 @@ def probe_direction(probe: Any, *, normalize: bool = True) -> np.ndarray:
             f"cannot read a direction from {type(probe).__name__}: fit it first, or pass a "
             "LinearProbe, MassMeanProbe or LogisticRegression"
         )
-    return _unit(np.asarray(direction, dtype=np.float64), normalize, "the probe direction")
+    return unit(np.asarray(direction, dtype=np.float64), normalize, "the probe direction")
 
 
 def steer(

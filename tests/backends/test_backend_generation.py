@@ -134,7 +134,7 @@ def test_continuous_loop_through_every_backend(tiny, positions):
     lens = LensBackend(lm, copy_model=True)
     for backend in (HFBackend(lm), NNsightBackend(lm), lens):
         with backend.temper(heads, positions=positions):
-            static = backend.generate(PROMPTS, max_new_tokens=6, batch_size=2)
+            static = backend.generate(PROMPTS, max_new_tokens=6, batch_size=2, loop="static")
             continuous = backend.generate(
                 PROMPTS, max_new_tokens=6, batch_size=2, loop="continuous"
             )

@@ -113,6 +113,8 @@ def test_teacher_forced_logprob_matches_a_manual_forward(planted):
         ({"seeds": (0,), "decoding": DecodingConfig(do_sample=True)}, "pass >= 3 seeds"),
         ({"direction": np.ones(5)}, r"shape \(5,\)"),
         ({"positions": [99]}, "outside a row"),
+        ({"tests": ("sufficiency",)}, r"tests \['sufficiency'\]: choose from necessity"),
+        ({"tests": ()}, "choose from"),
     ],
 )
 def test_causal_test_bad_input(planted, kwargs, message):
@@ -232,6 +234,9 @@ def test_answer_direction_is_the_gradient_and_moves_the_target(tiny):
     assert slope > 0 and slope == pytest.approx(np.linalg.norm(raw), rel=1e-2)
     result = causal_test(
         lm, items, site, d, Target.logprob(answers), alpha=3.0, n_random=19, regenerate=0,
+        tests=("sufficiency+",),
     )  # fmt: skip
+    assert {e.test for e in result.effects} == {"sufficiency+"}
+    assert list(result.interventions) == ["sufficiency+"]
     assert result.effect("sufficiency+", "answer log-prob").p == pytest.approx(1 / 20)
     assert result.verdict.startswith("moves the target"), result.verdict

@@ -113,7 +113,7 @@ def test_report_has_every_key_and_figure(study):
     main = result.falsification.report.trial("main").best
     assert decision["correct"]["numbers"]["cv_auc"] == main.cv.auc.auc
     assert f"CV AUC {main.cv.auc.auc:.3f}" in decision["correct"]["statement"]
-    assert set(decision["controls"]) == {"positive", "negative"}
+    assert set(decision["controls"]) == {"positive", "negative", "causal_positive"}
     # a random-init model represents nothing: the positive control fails, and the report says so
     assert decision["controls"]["positive"]["as_expected"] is False and not decision["trusted"]
     assert decision["correct"]["statement"].startswith("The decision cannot be trusted")

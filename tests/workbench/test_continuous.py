@@ -236,9 +236,10 @@ def test_position_restricted_interventions_equal_the_static_loop(tiny, positions
     assert [g.token_ids for g in plain] != [g.token_ids for g in out["static"]]
 
 
-def test_unknown_loop_is_refused_and_static_is_the_default(tiny):
+def test_unknown_loop_is_refused_and_continuous_is_the_default(tiny):
     lm = tiny("llama")
-    assert generate(lm, ITEMS[:2], max_new_tokens=2).loop == "static"
+    assert generate(lm, ITEMS[:2], max_new_tokens=2).loop == "continuous"
+    assert generate(lm, ITEMS[:2], max_new_tokens=2, loop="static").loop == "static"
     with pytest.raises(WorkbenchError, match="loop 'fast' unknown"):
         generate(lm, ITEMS[:2], max_new_tokens=2, loop="fast")
 
@@ -262,3 +263,25 @@ def test_continuous_out_of_memory_halves_the_rows(tiny, monkeypatch, capsys):
     assert sizes == [4, 2]
     assert [g.token_ids for g in got] == [g.token_ids for g in expected]
     assert "at generate batch size 4: continuing with batches of 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("positions", ["last", [1, -2], "response"])
+def test_an_edit_entered_outside_generate_keeps_the_prefix_unshared(tiny, positions):
+    """A steering edit entered as a context around generate (not passed to it) must see
+    the same columns in both loops: the shared prefix, prefilled as a row of its own,
+    would otherwise take its 'last' (or index) columns. Checked against the static loop."""
+    from interventions import Applied
+    from workbench.model.intervention import Intervention
+
+    lm = tiny("llama")
+    rng = np.random.default_rng(0)
+    value = Intervention("resid(1)", "add", 3.0 * rng.standard_normal(lm.layout.d_model),
+                         positions=positions)  # fmt: skip
+    prompts = [f"Tell me about {w}, please" for w in ("cats", "a long river", "x", "the sea")]
+    with Applied(lm, [value]):
+        static = generate(lm, prompts, max_new_tokens=5, batch_size=2, loop="static")
+        continuous = generate(lm, prompts, max_new_tokens=5, batch_size=2, loop="continuous")
+    assert continuous.loop == "continuous"
+    assert [g.token_ids for g in continuous] == [g.token_ids for g in static]
+    plain = generate(lm, prompts, max_new_tokens=5, batch_size=2, loop="static")
+    assert [g.token_ids for g in plain] != [g.token_ids for g in static]  # the edit acts

@@ -58,9 +58,11 @@ def test_store_capture_keeps_the_size_across_shards(tiny, monkeypatch, tmp_path,
 
 def test_generation_remembers_the_size_that_fit(tiny, monkeypatch, capsys):
     lm = tiny("llama")
-    expected = generate(lm, PROMPTS, max_new_tokens=4, batch_size=6, capture=["h_last"])
+    expected = generate(
+        lm, PROMPTS, max_new_tokens=4, batch_size=6, capture=["h_last"], loop="static"
+    )
     sizes = _limit_rows(monkeypatch, generation_module, "decode_bucket", 3)
-    got = generate(lm, PROMPTS, max_new_tokens=4, batch_size=6, capture=["h_last"])
+    got = generate(lm, PROMPTS, max_new_tokens=4, batch_size=6, capture=["h_last"], loop="static")
     assert sizes == [6, 3, 3, 3, 3]  # the second bucket of 6 goes straight to 3
     assert [g.token_ids for g in got] == [g.token_ids for g in expected]
     assert [g.truncated for g in got] == [g.truncated for g in expected]

@@ -18,7 +18,7 @@ Metrics, and what each is measured against:
   ``max_new_tokens`` for the real direction and the first ``regenerate``
   controls only, so their p is descriptive.
 
-*Positive control*: the same test on the direction that raises each gold
+*Positive control*: sufficiency+ alone on the direction that raises each gold
 answer's first-token log-prob (:func:`interventions.answer_direction`, the
 gradient through the final norm and unembedding at the last layer), applied at
 the prompt tokens (at the last layer only the prompt's final token reaches the
@@ -83,7 +83,7 @@ def run_causal(
         skipped["causal"] = (f"{site} was not captured on train ([capture] depth_curve = false): "
                              "set depth_curve = true to run the causal step")  # fmt: skip
         return _heads_only(heads)
-    key = stage_key("causal/3", model_identity(model.name), section_json(model), section_json(cfg),
+    key = stage_key("causal/4", model_identity(model.name), section_json(model), section_json(cfg),
                     ctx.items_key, fresh.key, C,
                     getattr(ctx.checker, "__qualname__", repr(ctx.checker)))  # fmt: skip
     stage = Stage(ctx.out / "causal", key)
@@ -111,6 +111,7 @@ def run_causal(
         out["positive_control"] = causal_test(
             lm, items, control_site, control, target, positions="prompt", alpha=cfg.alpha,
             n_random=cfg.n_random, batch_size=model.batch_size, regenerate=0,
+            tests=("sufficiency+",),
         ).to_json()  # fmt: skip
         path = stage.begin()
         atomic_write_json(path / "causal.json", out)

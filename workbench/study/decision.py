@@ -132,8 +132,10 @@ def axis_decision(
     *,
     hatch: str = "",
     causal: Mapping[str, Any] | None = None,
+    elsewhere: bool = False,
 ) -> dict[str, Any]:
-    """The decision entry of one axis: ``statement``, ``verdicts``, ``numbers``."""
+    """The decision entry of one axis: ``statement``, ``verdicts``, ``numbers``
+    (``elsewhere``: the causal step ran, on another axis)."""
     what = _WHAT.get(run.axis, run.axis)
     reads = axis_reads(run)
     verdicts: dict[str, Any] = {"cv": reads["cv"], "fresh": reads["fresh"],
@@ -142,6 +144,10 @@ def axis_decision(
     cond = _CONDITION.get(run.condition, f"on the {run.condition} condition")
     tail = f" {table.sentence()[0].upper()}{table.sentence()[1:]}" if table is not None else ""
     causal_text, causal_verdicts, causal_numbers = causal_clause(causal)
+    if elsewhere:
+        causal_text = (" No causal test ran on this axis (the causal step tests the correctness "
+                       "direction and the tempered heads), so whether an intervention on it moves "
+                       "the behaviour is untested.")  # fmt: skip
     if causal_verdicts:
         verdicts["causal"] = causal_verdicts
         numbers["causal"] = causal_numbers
@@ -231,7 +237,13 @@ def decide(
         hatch = ("The decision cannot be trusted: " + "; ".join(warnings)
                  + ". Read what follows as the machinery's output only. ")  # fmt: skip
     entries = {
-        k: axis_decision(r, tables.get(k), hatch=hatch, causal=causal if k == "correct" else None)
+        k: axis_decision(
+            r,
+            tables.get(k),
+            hatch=hatch,
+            causal=causal if k == "correct" else None,
+            elsewhere=causal is not None and k != "correct",
+        )  # fmt: skip
         for k, r in axes.items()
     }
     for e in entries.values():

@@ -114,7 +114,7 @@ class Backend(Protocol):
         top_p: float = 1.0,
         top_k: int = 0,
         seed: int = 0,
-        loop: str = "static",
+        loop: str = "continuous",
     ) -> Generations: ...
 
 

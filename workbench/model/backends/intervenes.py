@@ -54,7 +54,7 @@ class Intervenes:
         top_p: float = 1.0,
         top_k: int = 0,
         seed: int = 0,
-        loop: str = "static",
+        loop: str = "continuous",
     ) -> Generations:
         """:func:`workbench.model.generation.generate` through this backend."""
         return generate(
