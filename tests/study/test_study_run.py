@@ -120,7 +120,7 @@ def test_report_has_every_key_and_figure(study):
     summary = (out / "summary.md").read_text().splitlines()
     assert summary[2] == f"**correct:** {decision['correct']['statement']}"
     deciding = report["deciding"]
-    assert set(deciding["conditions"]) == {"plain", "hedged"}
+    assert set(deciding["conditions"]) == {"plain", "hedged", "second model"}  # own words
     assert "asymmetry_lo" in deciding["conditions"]["hedged"]["fresh"]
     assert deciding["head_screen"]["familywise"]["n_perm"] == 200
     assert report["depth_curve"]["familywise"]["fresh"]["n_perm"] == 200

@@ -140,9 +140,11 @@ def _metric_note(r: Mapping[str, Any]) -> str:
     counts = r.get("settings", {}).get("controls_per_metric", {})
     target = r["target"].get("name")
     regenerated = sorted({n for m, n in counts.items() if m != target})
-    again = f"{regenerated[0]} regenerated controls, descriptive" if regenerated else "none"
+    k = regenerated[0] if regenerated else 0
+    side = (f"side effects regenerated against {k} controls, descriptive" if k
+            else "side effects not regenerated under controls")  # fmt: skip
     return (f"target {target}, teacher-forced, against {counts.get(target, r['n_random'])} "
-            f"controls; side effects regenerated against {again}")  # fmt: skip
+            f"controls; {side}")  # fmt: skip
 
 
 def causal_plain(causal: Mapping[str, Any] | None, reason: str | None) -> str:

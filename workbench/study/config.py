@@ -235,12 +235,13 @@ class ProbeConfig:
 
 @dataclass(frozen=True)
 class SecondModelConfig:
-    """``[second_model]``: step 5. ``responses = "shared"`` reads the first model's
-    responses; ``"own"`` lets it answer (cut at the first line break) and labels those."""
+    """``[second_model]``: step 5. ``responses = "own"`` (default) lets it answer (cut at
+    the first line break), labels those and reports its own 2x2; ``"shared"`` reads the
+    first model's responses with the first model's labels."""
 
     enabled: bool = True
     name: str = "gemma3-270m"
-    responses: str = "shared"
+    responses: str = "own"
     prompt_template: str = "Question: {prompt}\nAnswer:"
     chat_template: str = "auto"
     max_new_tokens: int = 16
