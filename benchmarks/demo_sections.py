@@ -5,7 +5,7 @@ Items are the demo's (``workbench/configs/demo.toml``: its splits, families and 
 decoded as the study decodes them (batch 48, up to 48 new tokens, EOS ends a row).
 Paths: ``hf_generate`` (``transformers``' ``generate`` on the same length-sorted
 batches of 48, left-padded), ``static`` (the workbench's bucket-by-bucket loop, the
-one before continuous batching) and ``continuous`` (opt-in with ``loop="continuous"``; ``static`` is the default).
+one before continuous batching) and ``continuous`` (the default since the quiet run of 2026-12-01).
 """
 
 from __future__ import annotations
