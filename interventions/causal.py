@@ -371,28 +371,47 @@ def causal_test(
     mine = {t: v for t, v in mine.items() if t in tests}
     chosen = {t: (mine[t], [c[t] for c in controls]) for t in mine}
     run = _Run(model, parsed, target, decoding, seeds, batch_size, scorers=dict(scorers or {}))
-    baseline, effects = run_tests(run, chosen, n_random, k)
+    return tested(
+        run, chosen, f"direction at {site}", "random directions", n_random, k, random_seed,
+        {"site": site, "positions": spec.to_json(), "alpha": alpha, "sigma": sigma},
+        warnings, started,
+    )  # fmt: skip
+
+
+def tested(
+    run: _Run,
+    tests: Mapping[str, tuple[list[Value], list[list[Value]]]],
+    subject: str,
+    what: str,
+    n_random: int,
+    regenerate: int,
+    random_seed: int,
+    settings: Mapping[str, Any],
+    warnings: Sequence[str],
+    started: float,
+    known: Mapping[str, Mapping[str, float]] | None = None,
+) -> CausalResult:
+    """Run ``tests`` (:func:`run_tests`) and assemble the result: one place for
+    :func:`causal_test` and :func:`~interventions.causal_heads.causal_heads`."""
+    baseline, effects = run_tests(run, tests, n_random, regenerate, known)
     return CausalResult(
-        subject=f"direction at {site}",
-        target=target.to_json(),
+        subject=subject,
+        target=run.target.to_json(),
         baseline=baseline,
         effects=effects,
         n_random=n_random,
-        seeds=seeds,
-        decoding=decoding.to_json(),
+        seeds=run.seeds,
+        decoding=run.decoding.to_json(),
         settings={
-            "site": site,
-            "positions": spec.to_json(),
-            "alpha": alpha,
-            "sigma": sigma,
-            "n_items": len(parsed),
+            **settings,
+            "n_items": len(run.items),
             "random_seed": random_seed,
-            "regenerated_controls": k,
+            "regenerated_controls": regenerate,
             "controls_per_metric": control_counts(effects),
             "timings_s": dict(run.timings),
-        },  # fmt: skip
-        interventions={t: [x.to_json() for x in vs] for t, vs in mine.items()},
-        verdict=verdict(target.name, effects, "random directions"),
+        },
+        interventions={t: [v.to_json() for v in vs] for t, (vs, _) in tests.items()},
+        verdict=verdict(run.target.name, effects, what),
         warnings=tuple(warnings),
         seconds=time.perf_counter() - started,
     )

@@ -35,9 +35,7 @@ from interventions.causal import (
     _Run,
     check_controls,
     check_regenerate,
-    control_counts,
-    run_tests,
-    verdict,
+    tested,
 )
 from interventions.ops import collect_site
 from interventions.steering import check_alpha
@@ -279,31 +277,16 @@ def causal_heads(
     unknown = set(known or {}) - {"baseline", *tests}
     if unknown:
         raise WorkbenchError(f"known has {sorted(unknown)[0]!r}: use 'baseline' or a test name")
-    baseline, effects = run_tests(run, tests, n_random, k, known)
     names = ", ".join(f"L{layer}.H{h}" for layer, h in chosen)
-    return CausalResult(
-        subject=f"heads {names}",
-        target=target.to_json(),
-        baseline=baseline,
-        effects=effects,
-        n_random=n_random,
-        seeds=seeds,
-        decoding=decoding.to_json(),
-        settings={
-            "heads": [list(h) for h in chosen],
-            "kind": kind,
-            "positions": spec.to_json(),
-            "alpha": alpha if directions is not None else None,
-            "n_items": len(parsed),
-            "random_seed": random_seed,
-            "scales": lambdas,
-            "random_heads": [[list(h) for h in d] for d in draws],
-            "regenerated_controls": k,
-            "controls_per_metric": control_counts(effects),
-            "timings_s": dict(run.timings),
-        },  # fmt: skip
-        interventions={t: [v.to_json() for v in vs] for t, (vs, _) in tests.items()},
-        verdict=verdict(target.name, effects, f"draws of {len(chosen)} random heads"),
-        warnings=tuple(warnings),
-        seconds=time.perf_counter() - started,
-    )
+    settings = {
+        "heads": [list(h) for h in chosen],
+        "kind": kind,
+        "positions": spec.to_json(),
+        "alpha": alpha if directions is not None else None,
+        "scales": lambdas,
+        "random_heads": [[list(h) for h in d] for d in draws],
+    }
+    return tested(
+        run, tests, f"heads {names}", f"draws of {len(chosen)} random heads", n_random, k,
+        random_seed, settings, warnings, started, known,
+    )  # fmt: skip
