@@ -37,12 +37,13 @@ import numpy as np
 
 from interventions.base import Applied, model_and_layout
 from interventions.ops import collect_site
-from interventions.targets import Target
+from interventions.targets import Target, answer_logprob_grid
 from workbench.core.errors import WorkbenchError
 from workbench.core.items import Item, as_items
 from workbench.labels.verbal import classify_verbal
 from workbench.model.bound import bind
-from workbench.model.generation import DecodingConfig, generate
+from workbench.model.generation import DecodingConfig, Generations
+from workbench.model.grid import generate_grid
 from workbench.model.intervention import Intervention as Value
 from workbench.model.positions import PositionSpec
 
@@ -158,40 +159,60 @@ class _Run:
 
         ``regenerate=False`` reads only the (cheap) target: no side effects.
         """
-        context = Applied(self.model, values) if values else nullcontext()
-        out: dict[str, list[float]] = {}
-        with context:
-            if not self.target.needs_generation:
-                start = time.perf_counter()
-                read = self.target.read(self.model, self.items, batch_size=self.batch_size)
-                out[self.target.name] = [float(read.mean())]
-                self.timings["target"] = self.timings.get("target", 0) + time.perf_counter() - start
-            if not regenerate:
-                return {k: float(np.mean(v)) for k, v in out.items()}
+        return self.measure_all([(values, regenerate)])[0]
+
+    def measure_all(
+        self, conditions: Sequence[tuple[Sequence[Value], bool]]
+    ) -> list[dict[str, float]]:
+        """:meth:`measure` of every ``(values, regenerate)``: the cheap target is read under
+        each in turn, and every regeneration (conditions x seeds) is generated at once, the
+        conditions sharing batches (:func:`~workbench.model.grid.generate_grid`)."""
+        out: list[dict[str, list[float]]] = [{} for _ in conditions]
+        if self.target.kind == "logprob":  # every condition at once, the prompt prefix shared
             start = time.perf_counter()
-            for seed in self.seeds:
-                config = self.decoding
-                gens = generate(
-                    self.model, self.items, max_new_tokens=config.max_new_tokens,
-                    do_sample=config.do_sample, temperature=config.temperature, top_p=config.top_p,
-                    top_k=config.top_k, seed=seed, batch_size=self.batch_size,
-                )  # fmt: skip
-                side = {
-                    "n_tokens": np.mean([g.n_tokens for g in gens]),
-                    "truncated": np.mean([g.truncated for g in gens]),
-                    "asserts": np.mean([classify_verbal(g.response) == "assert" for g in gens]),
-                }
-                scored = dict(self.scorers)
-                if self.target.fn is not None:
-                    scored[self.target.name] = self.target.fn
-                for name, fn in scored.items():
-                    side[name] = np.mean(
-                        [float(fn(it, g.response)) for it, g in zip(self.items, gens, strict=True)]
-                    )
-                for k, v in side.items():
-                    out.setdefault(k, []).append(float(v))
+            reads = answer_logprob_grid(
+                self.model, self.items, self.target.answers, [list(c) for c, _ in conditions],
+                batch_size=self.batch_size,
+            )  # fmt: skip
+            for row, read in zip(out, reads, strict=True):
+                row[self.target.name] = [float(read.mean())]
+            self.timings["target"] = self.timings.get("target", 0) + time.perf_counter() - start
+        elif not self.target.needs_generation:
+            start = time.perf_counter()
+            for row, (values, _) in zip(out, conditions, strict=True):
+                with Applied(self.model, values) if values else nullcontext():
+                    read = self.target.read(self.model, self.items, batch_size=self.batch_size)
+                row[self.target.name] = [float(read.mean())]
+            self.timings["target"] = self.timings.get("target", 0) + time.perf_counter() - start
+        regenerated = [i for i, (_, regenerate) in enumerate(conditions) if regenerate]
+        if regenerated:
+            start = time.perf_counter()
+            grid = generate_grid(
+                self.model, self.items, [list(conditions[i][0]) for i in regenerated],
+                list(self.seeds), decoding=self.decoding, batch_size=self.batch_size,
+            )  # fmt: skip
+            for c, i in enumerate(regenerated):
+                for seed in self.seeds:
+                    for k, v in self._side(grid.cell(c, seed)).items():
+                        out[i].setdefault(k, []).append(v)
             self.timings["generate"] = self.timings.get("generate", 0) + time.perf_counter() - start
-        return {k: float(np.mean(v)) for k, v in out.items()}
+        return [{k: float(np.mean(v)) for k, v in row.items()} for row in out]
+
+    def _side(self, gens: Generations) -> dict[str, float]:
+        """The side effects (and scored targets) of one seed's regenerations."""
+        side = {
+            "n_tokens": float(np.mean([g.n_tokens for g in gens])),
+            "truncated": float(np.mean([g.truncated for g in gens])),
+            "asserts": float(np.mean([classify_verbal(g.response) == "assert" for g in gens])),
+        }
+        scored = dict(self.scorers)
+        if self.target.fn is not None:
+            scored[self.target.name] = self.target.fn
+        for name, fn in scored.items():
+            side[name] = float(
+                np.mean([float(fn(it, g.response)) for it, g in zip(self.items, gens, strict=True)])
+            )
+        return side
 
 
 def _p(change: float, controls: Sequence[float]) -> float:
@@ -233,16 +254,16 @@ def run_tests(
     k = n_random if regenerate is None else regenerate
     known = known or {}
 
-    def measure(name: str, values: list[Value]) -> dict[str, float]:
-        if name not in known:
-            return run.measure(values)
-        return {**run.measure(values, regenerate=False), **known[name]}
-
-    baseline = measure("baseline", [])
-    effects = []
+    plan: list[tuple[Sequence[Value], bool]] = [([], "baseline" not in known)]
     for test, (values, controls) in tests.items():
-        got = measure(test, values)
-        control_runs = [run.measure(c, regenerate=i < k) for i, c in enumerate(controls)]
+        plan.append((values, test not in known))
+        plan += [(c, i < k) for i, c in enumerate(controls)]
+    measured = iter(run.measure_all(plan))  # every regeneration at once, in shared batches
+    baseline = {**next(measured), **known.get("baseline", {})}
+    effects = []
+    for test, (_, controls) in tests.items():
+        got = {**next(measured), **known.get(test, {})}
+        control_runs = [next(measured) for _ in controls]
         for metric in baseline:
             change = got[metric] - baseline[metric]
             cs = tuple(c[metric] - baseline[metric] for c in control_runs if metric in c)

@@ -10,6 +10,13 @@ and metric, the mean over seeds and the seed-to-seed spread, whether the means
 are monotonic in the value, and whether each change from the reference value
 (1.0 when swept, else the first) exceeds that spread.
 
+When every value's intervention is data (:class:`~workbench.model.intervention.Intervention`
+values, as every constructor in :mod:`interventions` builds), all values x seeds are
+generated in shared batches (:func:`~workbench.model.grid.generate_grid`: per-row
+interventions, the same responses as one run per cell up to floating-point ties);
+a context manager that is not data runs one generation per cell.
+``decoding["loop"]`` says which ran.
+
 >>> from workbench.labels.domains import check_item
 >>> from workbench.labels.verbal import classify_verbal
 >>> result = temper_sweep(  # doctest: +SKIP
@@ -34,7 +41,9 @@ from interventions.temper import Site, intervention_factory
 from workbench.core.errors import WorkbenchError
 from workbench.core.items import Item, as_items
 from workbench.core.progress import progress_bar
-from workbench.model.generation import DecodingConfig, generate
+from workbench.model.generation import DecodingConfig, Generations, generate
+from workbench.model.grid import generate_grid
+from workbench.model.intervention import Intervention as Value
 
 __all__ = ["SweepResponse", "SweepResult", "sweep", "temper_sweep"]
 
@@ -168,6 +177,17 @@ def _describe(intervention: AbstractContextManager[Any] | None) -> Any:
     return to_json() if callable(to_json) else repr(intervention)
 
 
+def as_values(intervention: AbstractContextManager[Any] | None) -> list[Value] | None:
+    """The :class:`Value` list behind an intervention (``[]`` for none), or ``None`` when it
+    is a context manager that is not data (then it cannot share batches with others)."""
+    if intervention is None:
+        return []
+    values = getattr(intervention, "values", None)
+    if isinstance(values, tuple) and all(isinstance(v, Value) for v in values):
+        return list(values)
+    return None
+
+
 def _check_grid(
     values: Sequence[float], seeds: Sequence[int], scorers: Mapping[str, Scorer]
 ) -> None:
@@ -238,26 +258,35 @@ def sweep(
     config = decoding or DecodingConfig(do_sample=True)
     interventions = {v: factory(v) for v in values}
     responses: list[SweepResponse] = []
-    with progress_bar("sweep", len(values) * len(seeds), progress) as bar:
-        for v in values:
-            iv = interventions[v]
+
+    def score(v: float, seed: int, gens: Generations) -> None:
+        for item, g in zip(items, gens, strict=True):
+            scores = {name: _score(name, s, item, g.response) for name, s in scorers.items()}
+            scores.update(truncated=float(g.truncated), n_tokens=float(g.n_tokens))
+            responses.append(SweepResponse(v, seed, item.id, g.response, g.truncated, scores))
+
+    conditions = [as_values(interventions[v]) for v in values]
+    if all(c is not None for c in conditions):  # data: every cell shares the batches
+        grid = generate_grid(
+            lm, items, [c or [] for c in conditions], list(seeds), decoding=config,
+            batch_size=batch_size, progress=progress,
+        )  # fmt: skip
+        loop = grid.loop
+        for c, v in enumerate(values):
             for seed in seeds:
-                gens = generate(
-                    lm,
-                    items,
-                    **{**config.to_json(), "seed": seed},
-                    batch_size=batch_size,
-                    interventions=[iv] if iv is not None else [],
-                )
-                for item, g in zip(items, gens, strict=True):
-                    scores = {
-                        name: _score(name, s, item, g.response) for name, s in scorers.items()
-                    }
-                    scores.update(truncated=float(g.truncated), n_tokens=float(g.n_tokens))
-                    responses.append(
-                        SweepResponse(v, seed, item.id, g.response, g.truncated, scores)
-                    )
-                bar.advance(1)
+                score(v, seed, grid.cell(c, seed))
+    else:  # a context manager that is not data: one generation per cell, under it
+        loop = "sequential (an intervention is a context manager, not Intervention values)"
+        with progress_bar("sweep", len(values) * len(seeds), progress) as bar:
+            for v in values:
+                iv = interventions[v]
+                for seed in seeds:
+                    gens = generate(
+                        lm, items, **{**config.to_json(), "seed": seed}, batch_size=batch_size,
+                        interventions=[iv] if iv is not None else [],
+                    )  # fmt: skip
+                    score(v, seed, gens)
+                    bar.advance(1)
     metrics = (*scorers, *BUILTIN)
     summaries, comparisons = summarise(
         [(r.value, r.seed, r.scores) for r in responses], values, list(seeds), metrics, ref
@@ -287,7 +316,7 @@ def sweep(
         comparisons=tuple(comparisons),
         monotonic={m: monotonicity([s.mean for s in summaries if s.metric == m]) for m in metrics},
         responses=tuple(responses),
-        decoding={**config.to_json(), "seed": list(seeds), "batch_size": batch_size},
+        decoding={**config.to_json(), "seed": list(seeds), "batch_size": batch_size, "loop": loop},
         interventions=specs,
         warnings=tuple(warnings),
     )

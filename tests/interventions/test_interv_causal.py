@@ -142,20 +142,23 @@ def test_regenerate_budget_reads_every_control_but_regenerates_only_k(planted, m
 
     lm, u = planted
     calls = []
-    real = causal.generate
+    real = causal.generate_grid
 
-    def counting(*args, **kwargs):
-        calls.append(kwargs["seed"])
-        return real(*args, **kwargs)
+    def counting(model, items, conditions, seeds, **kwargs):
+        calls.append((len(conditions), len(seeds)))
+        grid = real(model, items, conditions, seeds, **kwargs)
+        assert grid.loop == "continuous (shared batches)"
+        return grid
 
-    monkeypatch.setattr(causal, "generate", counting)
+    monkeypatch.setattr(causal, "generate_grid", counting)
     target = Target.logprob(["Y"] * len(PROMPTS))
     result = causal_test(
         lm, _items(), f"resid({lm.layout.n_layers - 1})", u, target, alpha=3.0, n_random=20,
         decoding=DecodingConfig(max_new_tokens=3), regenerate=3,
         scorers={"says Y": lambda item, response: response.startswith("Y")},
     )  # fmt: skip
-    assert len(calls) == 1 + 3 * (1 + 3)  # baseline, then per test the real one and 3 controls
+    # one run, in shared batches: baseline, then per test the real one and 3 controls
+    assert calls == [(1 + 3 * (1 + 3), 1)]
     assert result.settings["controls_per_metric"] == {
         target.name: 20, "n_tokens": 3, "truncated": 3, "asserts": 3, "says Y": 3,
     }  # fmt: skip

@@ -29,6 +29,8 @@ class Bound:
 
     ``operand`` is ``(k,)`` factors for ``scale``, ``(k, d)`` for vectors, ``(n, k, d)``
     for a resampling bank (``k`` heads of width ``d``; ``k = 1`` at a full-width site).
+    ``group``: the condition whose rows it writes when several share a batch (see
+    :attr:`~workbench.model.positions.Frame.groups`); ``None``, every row.
     """
 
     value: Intervention
@@ -39,6 +41,7 @@ class Bound:
     head_dim: int
     operand: torch.Tensor | None
     sources: dict[int, torch.Tensor] = field(default_factory=dict)
+    group: int | None = None
 
     @property
     def split(self) -> bool:

@@ -15,6 +15,7 @@ becomes one ``scale`` at ``head_in(layer)`` per layer. Backends import both;
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -69,9 +70,10 @@ def head_scales(
 
 
 def by_site(
-    layout: ResolvedLayout, values: Sequence[Intervention]
+    layout: ResolvedLayout, values: Sequence[Intervention], group: int | None = None
 ) -> dict[tuple[str, int], list[Bound]]:
-    """Bind every value once and group them by ``(kind, layer)``, keeping their order."""
+    """Bind every value once and group them by ``(kind, layer)``, keeping their order
+    (``group``: they write only the rows of that condition, see :class:`Bound`)."""
     out: dict[tuple[str, int], list[Bound]] = {}
     for value in values:
         if not isinstance(value, Intervention):
@@ -80,6 +82,8 @@ def by_site(
                 "workbench.model.intervention.Intervention"
             )
         b = bind(value, layout)
+        if group is not None:
+            b = replace(b, group=group)
         out.setdefault((b.kind, b.layer), []).append(b)
     return out
 
@@ -116,10 +120,13 @@ def _post(bounds: list[Bound]) -> Callable[..., Any]:
     return hook
 
 
-def hf_hooks(layout: ResolvedLayout, values: Sequence[Intervention]) -> list[Hook]:
-    """PyTorch hooks applying ``values`` (attach them with :func:`workbench.model.hooks.attach`)."""
+def hf_hooks(
+    layout: ResolvedLayout, values: Sequence[Intervention], group: int | None = None
+) -> list[Hook]:
+    """PyTorch hooks applying ``values`` (attach them with :func:`workbench.model.hooks.attach`);
+    with ``group``, to the rows of that condition only (:mod:`workbench.model.grid`)."""
     hooks = []
-    for (kind, layer), bounds in by_site(layout, values).items():
+    for (kind, layer), bounds in by_site(layout, values, group).items():
         module = site_module(layout, kind, layer)
         if kind == "head_in":
             hooks.append(Hook(module, "pre", _pre(bounds)))

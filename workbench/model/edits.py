@@ -40,6 +40,17 @@ def resample_index(key: int, seed: int, n: int) -> int:
     return int.from_bytes(digest[:8], "little") % n
 
 
+def _rows_of(b: Bound, frame: Frame) -> torch.Tensor:
+    """``(batch,)`` bool: the rows of ``b``'s condition in a batch several conditions share."""
+    if len(frame.groups) != frame.pos.shape[0]:
+        raise WorkbenchError(
+            f"{b.value.site}: an intervention of condition {b.group} ran in a forward pass "
+            "that does not say which condition each row runs under: run it through "
+            "generate_grid, or apply it without a condition"
+        )
+    return torch.tensor([g == b.group for g in frame.groups], dtype=torch.bool)
+
+
 def _patch_values(b: Bound, frame: Frame, where: torch.Tensor) -> torch.Tensor:
     """``(batch, seq, k, d)``: each written position's value in the source run."""
     batch, seq = frame.pos.shape
@@ -76,6 +87,9 @@ def terms(b: Bound, frame: Frame, device: Any, dtype: torch.dtype) -> Terms:
     h, d, op = b.n_heads, b.head_dim, b.value.op
     mask = select(b.value.positions, frame)
     where = torch.ones(batch, seq, dtype=torch.bool) if mask is None else mask.cpu().clone()
+    if b.group is not None:
+        where &= _rows_of(b, frame)[:, None]
+        mask = where
     heads = torch.zeros(h, dtype=torch.bool)
     heads[list(b.heads)] = True
     inside = where[:, :, None, None] & heads[None, None, :, None]  # (b, s, h, 1)

@@ -137,6 +137,12 @@ def eos_ids(lm: LoadedModel) -> list[int]:
     return sorted(ids)
 
 
+def response(lm: LoadedModel, item: Item, tokens: Sequence[int], truncated: bool) -> Generation:
+    """One item's :class:`Generation` from its generated ids."""
+    text = lm.tokenizer.decode(list(tokens), skip_special_tokens=True)
+    return Generation(item.id, item.prompt, text, tuple(tokens), truncated)
+
+
 _Decoded = tuple[list[list[int]], list[bool], dict[str, torch.Tensor]]
 
 
@@ -148,9 +154,10 @@ def _join_decoded(parts: list[_Decoded]) -> _Decoded:
     return tokens, truncated, features
 
 
-def _frame(step: Step, keys: Sequence[int]) -> Frame:
+def _frame(step: Step, keys: Sequence[int], groups: Sequence[int]) -> Frame:
     """The :class:`Frame` of one pass of the continuous loop (what the static loop sets:
-    a row's prompt in its prefill, its newest token at each step; ended rows, no token)."""
+    a row's prompt in its prefill, its newest token at each step; ended rows, no token).
+    ``groups``: each row's condition when several share the batch (empty: one)."""
     return Frame(
         pos=step.pos,
         n_prompt=step.n_prompt,
@@ -158,18 +165,19 @@ def _frame(step: Step, keys: Sequence[int]) -> Frame:
         capacity=step.capacity,
         keys=tuple(keys[i] if i >= 0 else -1 for i in step.items),
         seen=step.length[:, None].expand_as(step.pos),
+        groups=tuple(groups[i] if i >= 0 else -1 for i in step.items) if groups else (),
     )
 
 
 def _forward(
-    decoder: Decoder, keys: Sequence[int]
+    decoder: Decoder, keys: Sequence[int], groups: Sequence[int]
 ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Any, Step], torch.Tensor]:
     """One forward pass of the continuous loop through ``decoder``, its frame set."""
 
     def run(
         ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any, step: Step
     ) -> torch.Tensor:
-        with using_frame(_frame(step, keys)):
+        with using_frame(_frame(step, keys, groups)):
             logits, out = decoder(ids, mask, positions, cache)
         if out is not cache:  # the loop cuts and joins rows of the cache it passed
             raise WorkbenchError(
@@ -181,7 +189,7 @@ def _forward(
     return run
 
 
-def _static_fallback(lm: LoadedModel, decoder: Decoder) -> str | None:
+def static_fallback(lm: LoadedModel, decoder: Decoder) -> str | None:
     """Why the continuous loop cannot run for ``decoder`` (``None``: it can)."""
     if not decoder.cached:
         return f"static (fallback: {type(decoder).__name__} decodes without a KV cache)"
@@ -265,13 +273,12 @@ def generate(
         max_positions=lm.max_positions,
     )  # fmt: skip
     if loop == "continuous":
-        loop = _static_fallback(lm, decoder) or loop
+        loop = static_fallback(lm, decoder) or loop
     results: list[Generation | None] = [None] * len(items)
     features: dict[str, np.ndarray] = {}
 
     def keep(i: int, tokens: list[int], truncated: bool) -> None:
-        text = lm.tokenizer.decode(tokens, skip_special_tokens=True)
-        results[i] = Generation(items[i].id, items[i].prompt, text, tuple(tokens), truncated)
+        results[i] = response(lm, items[i], tokens, truncated)
 
     with contextlib.ExitStack() as stack, progress_bar("generate", len(items), progress) as bar:
         if edits:
@@ -284,9 +291,10 @@ def generate(
             stack.enter_context(intervention)
         budget = BatchBudget("generate")
         if loop == "continuous":
-            decoded = _run_continuous(
-                lm, decoder, prompts, items, config, eos, reader, budget, batch_size,
-                share_prefix=share_prefix, advance=bar.advance,
+            decoded = run_continuous(
+                lm, decoder, prompts, [it.id for it in items], [seed] * len(items), config,
+                eos, reader, batch_size, share_prefix=share_prefix, advance=bar.advance,
+                budget=budget,
             )  # fmt: skip
             for i in range(len(items)):
                 keep(i, decoded.tokens[i], decoded.truncated[i])
@@ -322,24 +330,29 @@ def generate(
     )
 
 
-def _run_continuous(
+def run_continuous(
     lm: LoadedModel,
     decoder: Decoder,
-    prompts: list[list[int]],
-    items: Sequence[Item],
+    prompts: Sequence[Sequence[int]],
+    ids: Sequence[str],
+    seeds: Sequence[int],
     config: DecodingConfig,
     eos: set[int],
     reader: SiteReader | None,
-    budget: BatchBudget,
     batch_size: int,
     *,
     share_prefix: bool,
     advance: Callable[[int], Any],
+    budget: BatchBudget | None = None,
+    groups: Sequence[int] = (),
 ) -> Decoded:
-    """The continuous loop over every item; on out-of-memory it starts again with half
-    the rows (the budget keeps the size that fit, as the static loop's buckets do)."""
+    """The continuous loop over every row: row ``i`` is item ``ids[i]``'s prompt, drawing
+    from its own generator seeded by ``(seeds[i], ids[i])``, under condition ``groups[i]``
+    (empty: one condition). On out-of-memory it starts again with half the rows (the
+    budget keeps the size that fit, as the static loop's buckets do)."""
+    budget = budget or BatchBudget("generate")
     device = lm.device if lm.device.type != "meta" else torch.device("cpu")
-    keys = [item_key(it.id) for it in items]
+    keys = [item_key(i) for i in ids]
     reported: set[int] = set()
 
     def done(i: int) -> None:
@@ -350,14 +363,14 @@ def _run_continuous(
     size = batch_size if budget.limit is None else min(budget.limit, batch_size)
     while True:
         generators = []
-        for it in items:
+        for item_id, seed in zip(ids, seeds, strict=True):
             g = torch.Generator(device=device)
-            g.manual_seed(item_seed(config.seed, it.id))
+            g.manual_seed(item_seed(seed, item_id))
             generators.append(g)
         try:
             with torch.inference_mode(), attach(reader.hooks() if reader is not None else []):
                 return decode_continuous(
-                    lm.model, _forward(decoder, keys), prompts, generators,
+                    lm.model, _forward(decoder, keys, groups), prompts, generators,
                     lambda logits, gens: choose(logits, config, gens), batch_size=size,
                     max_new_tokens=config.max_new_tokens, eos=eos, pad=lm.pad_id,
                     device=device, reader=reader, share_prefix=share_prefix, on_done=done,

@@ -30,6 +30,7 @@ __all__ = [
     "repeat_prefix",
     "rows_supported",
     "select_rows",
+    "take_rows",
     "unsupported_layers",
 ]
 
@@ -118,4 +119,16 @@ def repeat_prefix(prefix: DynamicCache, n: int, model: Any) -> DynamicCache:
         target.lazy_initialization(source.keys, source.values)
         target.keys = source.keys.expand(n, *source.keys.shape[1:]).contiguous()
         target.values = source.values.expand(n, *source.values.shape[1:]).contiguous()
+    return out
+
+
+def take_rows(cache: DynamicCache, rows: torch.Tensor, model: Any) -> DynamicCache:
+    """A fresh cache holding ``rows`` of ``cache`` (repeats allowed; ``cache`` is kept)."""
+    out = empty_cache(model)
+    for target, source in zip(_layers(out), _layers(cache), strict=True):
+        if not source.is_initialized:
+            continue
+        target.lazy_initialization(source.keys, source.values)
+        target.keys = source.keys.index_select(0, rows)
+        target.values = source.values.index_select(0, rows)
     return out

@@ -106,6 +106,9 @@ class Frame:
         seen: ``(batch, seq)`` the row's length when each column was first processed
             (``length`` in one pass; during generation a generated token was the newest
             one, so ``last`` and ``-1`` select it whether or not a KV cache is used).
+        groups: the condition each row runs under when several conditions share the
+            batch (:func:`workbench.model.grid.generate_grid`; -1 for a row of none);
+            empty when the whole batch runs under one.
     """
 
     pos: torch.Tensor
@@ -114,6 +117,7 @@ class Frame:
     capacity: torch.Tensor
     keys: tuple[int, ...]
     seen: torch.Tensor
+    groups: tuple[int, ...] = ()
 
     @classmethod
     def of_batch(
@@ -158,6 +162,7 @@ class Frame:
             capacity=self.capacity,
             keys=self.keys,
             seen=length[:, None],
+            groups=self.groups,
         )
 
     def regenerated(self, attention_mask: torch.Tensor) -> Frame:
@@ -165,7 +170,9 @@ class Frame:
         each generated column counts as the newest token it was at its own step."""
         full = Frame.of_batch(attention_mask, self.n_prompt.tolist(), self.keys)
         seen = torch.maximum(full.pos + 1, self.n_prompt[:, None].to(full.pos.device))
-        return Frame(full.pos, full.n_prompt, full.length, self.capacity, self.keys, seen)
+        return Frame(
+            full.pos, full.n_prompt, full.length, self.capacity, self.keys, seen, self.groups
+        )
 
 
 def item_key(item_id: str) -> int:
