@@ -198,7 +198,7 @@ _SECTIONS = {
     "demo_generation": ("7. Demo workload: greedy generation, three loops", _demo_generation),
     "demo_stage": ("8. Demo generate-and-capture stage, static vs continuous", _demo_pair),
     "demo_sweep": (
-        "9. Demo tempering sweep (its generate calls), static vs continuous",
+        "9. Demo tempering sweep (its generations): one call per condition vs shared batches",
         _demo_pair,
     ),
     "memory": ("5. Peak memory", _memory),

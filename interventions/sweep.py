@@ -43,7 +43,7 @@ from workbench.core.items import Item, as_items
 from workbench.core.progress import progress_bar
 from workbench.model.generation import DecodingConfig, Generations, generate
 from workbench.model.grid import generate_grid
-from workbench.model.intervention import Intervention as Value
+from workbench.model.intervention import values_of
 
 __all__ = ["SweepResponse", "SweepResult", "sweep", "temper_sweep"]
 
@@ -177,17 +177,6 @@ def _describe(intervention: AbstractContextManager[Any] | None) -> Any:
     return to_json() if callable(to_json) else repr(intervention)
 
 
-def as_values(intervention: AbstractContextManager[Any] | None) -> list[Value] | None:
-    """The :class:`Value` list behind an intervention (``[]`` for none), or ``None`` when it
-    is a context manager that is not data (then it cannot share batches with others)."""
-    if intervention is None:
-        return []
-    values = getattr(intervention, "values", None)
-    if isinstance(values, tuple) and all(isinstance(v, Value) for v in values):
-        return list(values)
-    return None
-
-
 def _check_grid(
     values: Sequence[float], seeds: Sequence[int], scorers: Mapping[str, Scorer]
 ) -> None:
@@ -265,7 +254,7 @@ def sweep(
             scores.update(truncated=float(g.truncated), n_tokens=float(g.n_tokens))
             responses.append(SweepResponse(v, seed, item.id, g.response, g.truncated, scores))
 
-    conditions = [as_values(interventions[v]) for v in values]
+    conditions = [values_of(interventions[v]) for v in values]
     if all(c is not None for c in conditions):  # data: every cell shares the batches
         grid = generate_grid(
             lm, items, [c or [] for c in conditions], list(seeds), decoding=config,

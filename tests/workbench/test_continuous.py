@@ -285,3 +285,34 @@ def test_an_edit_entered_outside_generate_keeps_the_prefix_unshared(tiny, positi
     assert [g.token_ids for g in continuous] == [g.token_ids for g in static]
     plain = generate(lm, prompts, max_new_tokens=5, batch_size=2, loop="static")
     assert [g.token_ids for g in plain] != [g.token_ids for g in static]  # the edit acts
+
+
+@pytest.mark.parametrize(
+    ("positions", "shared"),
+    [("all", True), ("prompt", True), ("response", True), ("last", False), ([0, -1], False)],
+)
+def test_edits_that_write_the_prefix_as_inside_each_prompt_share_it(
+    tiny, monkeypatch, positions, shared
+):
+    """Passed edits at all / prompt / response positions see the shared prefix exactly as
+    inside each prompt, so it is prefilled once under them; checked against the static loop."""
+    import workbench.model.generation as generation_module
+
+    lm = tiny("llama")
+    layer = lm.layout.layers_with_attention[0]
+    values = head_scales(lm.layout, {(layer, 0): 0.0, (layer, 1): 3.0}, positions)
+    real, prefixes = generation_module.decode_continuous, []
+
+    def recording(*args, **kwargs):
+        decoded = real(*args, **kwargs)
+        prefixes.append(decoded.prefix_tokens)
+        return decoded
+
+    monkeypatch.setattr(generation_module, "decode_continuous", recording)
+    continuous = generate(lm, PREFIXED, max_new_tokens=6, batch_size=2, interventions=values)
+    static = generate(lm, PREFIXED, max_new_tokens=6, batch_size=2, loop="static",
+                      interventions=values)  # fmt: skip
+    plain = generate(lm, PREFIXED, max_new_tokens=6, batch_size=2, loop="static")
+    assert (prefixes[0] > 5) == shared
+    assert [g.token_ids for g in continuous] == [g.token_ids for g in static]
+    assert [g.token_ids for g in plain] != [g.token_ids for g in static]  # the edit acts

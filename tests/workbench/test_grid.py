@@ -131,3 +131,36 @@ def test_an_intervention_the_model_does_not_have_is_refused_before_generating(ti
     bad = [[Intervention("head_in(0)", "scale", heads=(99,), operand=[0.5])]]
     with pytest.raises(WorkbenchError, match="head 99 is out of range"):
         generate_grid(lm, ITEMS, [[], *bad])
+
+
+PREFIXED = [Item(f"q{i}", f"Please answer briefly and clearly: {q}") for i, q in
+            enumerate(["a", "why is the sky blue", "ok", "two plus two", "x y"])]  # fmt: skip
+
+
+@pytest.mark.parametrize(("positions", "shared"), [("all", True), ("last", False)])
+def test_the_shared_prefix_is_prefilled_once_per_condition_under_its_edits(
+    tiny, monkeypatch, positions, shared
+):
+    import workbench.model.generation as generation_module
+
+    lm = tiny("llama")
+    layer = lm.layout.layers_with_attention[0]
+    factors = [0.0, 3.0]
+    conditions = [[], *(head_scales(lm.layout, {(layer, 1): f}, positions) for f in factors)]
+    real, prefixes = generation_module.decode_continuous, []
+
+    def recording(*args, **kwargs):
+        decoded = real(*args, **kwargs)
+        prefixes.append(decoded.prefix_tokens)
+        return decoded
+
+    monkeypatch.setattr(generation_module, "decode_continuous", recording)
+    grid = generate_grid(lm, PREFIXED, conditions, seeds=[1], decoding=SAMPLED, batch_size=4)
+    assert (prefixes[0] > 5) == shared
+    monkeypatch.undo()
+    kw = {**SAMPLED.to_json(), "seed": 1}
+    for c, f in enumerate(factors, start=1):
+        with _by_hand(lm, layer, 1, f) if positions == "all" else attach([]):
+            alone = generate(lm, PREFIXED, batch_size=2, loop="static", **kw,
+                             interventions=[] if positions == "all" else conditions[c])  # fmt: skip
+        assert _tokens(grid.cell(c, 1)) == _tokens(alone), f

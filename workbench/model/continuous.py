@@ -12,8 +12,11 @@ count as no token in :class:`Step`). Waiting items are admitted in groups by
 own, left-padded, and its cache rows appended to the running ones. When every
 prompt starts with the same tokens (the chat template's system turn), that
 prefix is prefilled once and its keys and values copied into every group's
-cache; the interventions are those of the whole call, so the shared prefix was
-computed under the same ones.
+cache. When rows run under different conditions (``groups``, per-row
+interventions), the prefix is prefilled once per condition, as one row per
+condition, and each row takes its own condition's; the caller shares the prefix
+only under interventions that write it as they would inside each prompt
+(:func:`~workbench.model.intervention.prefix_invariant`).
 
 What a forward pass sees is one :class:`Step` value (the per-row positions of
 its columns, prompt lengths, lengths so far), passed to the ``forward``
@@ -31,7 +34,7 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
-from workbench.model.kvcache_rows import compact, empty_cache, merge, repeat_prefix, select_rows
+from workbench.model.kvcache_rows import compact, empty_cache, merge, select_rows, take_rows
 from workbench.model.readers import Positions, SiteReader
 from workbench.model.scheduler import Scheduler, shared_prefix
 from workbench.model.tokens import collate
@@ -50,7 +53,8 @@ class Step:
         n_prompt: ``(batch,)`` prompt tokens per row.
         length: ``(batch,)`` real tokens in the row so far, this pass included.
         capacity: ``(batch,)`` the longest the row can become (prompt + ``max_new_tokens``).
-        items: the item index of each row.
+        items: the item index of each row (-1 for a shared-prefix row).
+        groups: the condition of each row when rows run under several (empty: one).
     """
 
     pos: torch.Tensor
@@ -58,6 +62,7 @@ class Step:
     length: torch.Tensor
     capacity: torch.Tensor
     items: tuple[int, ...]
+    groups: tuple[int, ...] = ()
 
 
 #: ``forward(input_ids, attention_mask, position_ids, cache, step) -> last logits (batch, vocab)``.
@@ -142,6 +147,7 @@ class _Loop:
         share_prefix: bool,
         on_done: Callable[[int], None],
         reap_at: int,
+        groups: Sequence[int],
     ) -> None:
         self.model, self.forward, self.prompts = model, forward, prompts
         self.generators, self.choose = generators, choose
@@ -156,6 +162,12 @@ class _Loop:
         self.prefix_len = shared_prefix(prompts, keep=keep) if share_prefix else 0
         self.prefix: DynamicCache | None = None
         self.reap_at = reap_at
+        self.groups = list(groups)
+        # one shared-prefix row per condition (a single row without conditions)
+        self.prefix_rows = {g: r for r, g in enumerate(sorted(set(self.groups)))}
+
+    def _groups(self, items: Sequence[int]) -> tuple[int, ...]:
+        return tuple(self.groups[i] for i in items) if self.groups else ()
 
     def _run(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: Any,
              step: Step) -> torch.Tensor:  # fmt: skip
@@ -165,11 +177,12 @@ class _Loop:
         return self.forward(ids, mask, pos, cache, step)
 
     def _prefill_prefix(self) -> None:
-        p = self.prefix_len
-        ids = torch.tensor([list(self.prompts[0][:p])], dtype=torch.long, device=self.device)
-        arange = torch.arange(p, device=self.device)[None]
+        p, n = self.prefix_len, max(1, len(self.prefix_rows))
+        ids = torch.tensor([list(self.prompts[0][:p])] * n, dtype=torch.long, device=self.device)
+        arange = torch.arange(p, device=self.device)[None].expand(n, p)
         cache = empty_cache(self.model)
-        step = Step(arange, torch.tensor([p]), torch.tensor([p]), torch.tensor([p]), (-1,))
+        full = torch.full((n,), p, device=self.device)
+        step = Step(arange, full, full, full, (-1,) * n, tuple(self.prefix_rows))
         if self.reader is not None:  # nothing of the prefix is kept: features come later
             self.reader.positions = Positions.final(arange[:, -1], arange[:, 0], 1)
         self._run(ids, torch.ones_like(ids), arange, cache, step)
@@ -187,7 +200,8 @@ class _Loop:
         mask, pos = batch.attention_mask, batch.position_ids + p
         if p:
             assert self.prefix is not None
-            cache = repeat_prefix(self.prefix, len(group), self.model)
+            rows = [self.prefix_rows[self.groups[i]] if self.groups else 0 for i in group]
+            cache = take_rows(self.prefix, torch.tensor(rows, device=dev), self.model)
             mask = torch.cat([mask.new_ones((len(group), p)), mask], dim=1)
         else:
             cache = empty_cache(self.model)
@@ -197,6 +211,7 @@ class _Loop:
             length=lengths,
             capacity=lengths + self.max_new,
             items=tuple(group),
+            groups=self._groups(group),
         )
         if self.reader is not None:
             self.reader.positions = Positions.final(batch.last, batch.first, self.reader.max_n)
@@ -262,6 +277,7 @@ class _Loop:
                 [len(self.prompts[i]) + self.max_new for i in live.items], device=dev
             ),
             items=tuple(live.items),
+            groups=self._groups(live.items),
         )
         if self.reader is not None:
             self.reader.positions = Positions(
@@ -315,16 +331,18 @@ def decode_continuous(
     share_prefix: bool = True,
     min_group: int | None = None,
     on_done: Callable[[int], None] = lambda _: None,
+    groups: Sequence[int] = (),
 ) -> Decoded:
     """Decode every prompt with continuous batching (``batch_size`` rows at most).
 
     The caller enters interventions and attaches ``reader``'s hooks around the
-    call; ``generators[i]`` is item ``i``'s own random generator.
+    call; ``generators[i]`` is item ``i``'s own random generator; ``groups[i]`` its
+    condition when rows run under several (each :class:`Step` carries them).
     """
     scheduler = Scheduler([len(p) for p in prompts], batch_size=batch_size, min_group=min_group)
     loop = _Loop(
         model, forward, prompts, generators, choose,
         max_new_tokens=max_new_tokens, eos=eos, pad=pad, device=device, reader=reader,
-        share_prefix=share_prefix, on_done=on_done, reap_at=scheduler.min_group,
+        share_prefix=share_prefix, on_done=on_done, reap_at=scheduler.min_group, groups=groups,
     )  # fmt: skip
     return loop.run(scheduler)

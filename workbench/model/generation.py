@@ -54,7 +54,7 @@ from workbench.model.compile import hf_hooks
 from workbench.model.continuous import Decoded, Step, decode_continuous
 from workbench.model.decoding import Decoder, DecodingConfig, choose, decode_bucket, item_seed
 from workbench.model.hooks import attach, count_hooks
-from workbench.model.intervention import Intervention
+from workbench.model.intervention import Intervention, prefix_invariant, values_of
 from workbench.model.kvcache_rows import empty_cache, unsupported_layers
 from workbench.model.loaded import LoadedModel, unwrap
 from workbench.model.memory import BatchBudget, is_oom
@@ -154,10 +154,9 @@ def _join_decoded(parts: list[_Decoded]) -> _Decoded:
     return tokens, truncated, features
 
 
-def _frame(step: Step, keys: Sequence[int], groups: Sequence[int]) -> Frame:
+def _frame(step: Step, keys: Sequence[int]) -> Frame:
     """The :class:`Frame` of one pass of the continuous loop (what the static loop sets:
-    a row's prompt in its prefill, its newest token at each step; ended rows, no token).
-    ``groups``: each row's condition when several share the batch (empty: one)."""
+    a row's prompt in its prefill, its newest token at each step; ended rows, no token)."""
     return Frame(
         pos=step.pos,
         n_prompt=step.n_prompt,
@@ -165,19 +164,19 @@ def _frame(step: Step, keys: Sequence[int], groups: Sequence[int]) -> Frame:
         capacity=step.capacity,
         keys=tuple(keys[i] if i >= 0 else -1 for i in step.items),
         seen=step.length[:, None].expand_as(step.pos),
-        groups=tuple(groups[i] if i >= 0 else -1 for i in step.items) if groups else (),
+        groups=step.groups,
     )
 
 
 def _forward(
-    decoder: Decoder, keys: Sequence[int], groups: Sequence[int]
+    decoder: Decoder, keys: Sequence[int]
 ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Any, Step], torch.Tensor]:
     """One forward pass of the continuous loop through ``decoder``, its frame set."""
 
     def run(
         ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any, step: Step
     ) -> torch.Tensor:
-        with using_frame(_frame(step, keys, groups)):
+        with using_frame(_frame(step, keys)):
             logits, out = decoder(ids, mask, positions, cache)
         if out is not cache:  # the loop cuts and joins rows of the cache it passed
             raise WorkbenchError(
@@ -249,9 +248,15 @@ def generate(
     """
     lm, backend = unwrap(lm)
     # The shared prefix is prefilled as a row of its own, so a position-restricted edit
-    # (last, indices) would land on the prefix's tokens: share it only with no edit active
-    # anywhere: none passed, no hook already on the model, no other backend's engine.
-    share_prefix = not interventions and backend is None and count_hooks(lm.model) == 0
+    # (last, indices) would land on the prefix's tokens: share it only under edits that
+    # write it as they would inside each prompt, no hook already on the model (whose
+    # positions are unknown), no other backend's engine.
+    passed = [values_of(iv) for iv in interventions]
+    share_prefix = (
+        backend is None
+        and count_hooks(lm.model) == 0
+        and all(v is not None and prefix_invariant(v) for v in passed)
+    )
     if backend is not None and capture:
         raise WorkbenchError(
             f"fused capture during generation runs on the hf backend, not {backend.name}: "
@@ -370,10 +375,11 @@ def run_continuous(
         try:
             with torch.inference_mode(), attach(reader.hooks() if reader is not None else []):
                 return decode_continuous(
-                    lm.model, _forward(decoder, keys, groups), prompts, generators,
+                    lm.model, _forward(decoder, keys), prompts, generators,
                     lambda logits, gens: choose(logits, config, gens), batch_size=size,
                     max_new_tokens=config.max_new_tokens, eos=eos, pad=lm.pad_id,
                     device=device, reader=reader, share_prefix=share_prefix, on_done=done,
+                    groups=groups,
                 )  # fmt: skip
         except (torch.OutOfMemoryError, RuntimeError) as e:
             if reader is not None:

@@ -12,7 +12,9 @@ item's key, so resampling and patching draw per item as in :func:`generate`,
 and its own generator, seeded by ``(seed, item id)``, so its draws do not depend
 on which rows share its batch. Each cell equals ``generate(lm, items,
 seed=seed, interventions=condition)`` up to floating-point ties (the rows pad
-differently).
+differently). A prompt prefix every item shares (the chat template's system turn)
+is prefilled once per condition when every condition writes it as it would inside
+each prompt (:func:`~workbench.model.intervention.prefix_invariant`).
 
 Where the continuous loop cannot run (a cache that cannot be cut per row, a
 backend other than ``hf``), the cells are generated one after another with
@@ -44,8 +46,8 @@ from workbench.model.generation import (
     run_continuous,
     static_fallback,
 )
-from workbench.model.hooks import attach
-from workbench.model.intervention import Intervention
+from workbench.model.hooks import attach, count_hooks
+from workbench.model.intervention import Intervention, prefix_invariant
 from workbench.model.loaded import LoadedModel, unwrap
 from workbench.model.tokens import encode_prompts
 
@@ -130,6 +132,8 @@ def generate_grid(
     )
     if why is not None:
         return _sequential(lm, items, conditions, seeds, config, batch_size, progress, why)
+    # a prompt prefix shared by every row is prefilled once per condition, under its edits
+    share = count_hooks(model.model) == 0 and all(prefix_invariant(c) for c in conditions)
     hooks = [h for c, values in enumerate(conditions) for h in hf_hooks(model.layout, values, c)]
     prompts = encode_prompts(
         model.tokenizer, items, max_new_tokens=config.max_new_tokens,
@@ -142,7 +146,7 @@ def generate_grid(
         decoded = run_continuous(
             model, Decoder(model), [prompts[i] for _, _, i in rows],
             [items[i].id for _, _, i in rows], [seeds[s] for _, s, _ in rows], config,
-            set(eos_ids(model)), None, batch_size, share_prefix=False, advance=bar.advance,
+            set(eos_ids(model)), None, batch_size, share_prefix=share, advance=bar.advance,
             groups=[c for c, _, _ in rows],
         )  # fmt: skip
     loop = "continuous (shared batches)"

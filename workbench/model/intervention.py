@@ -46,6 +46,8 @@ __all__ = [
     "SUPPORTED",
     "Intervention",
     "check_factor",
+    "prefix_invariant",
+    "values_of",
     "write_site",
 ]
 
@@ -210,3 +212,31 @@ class Intervention:
     def __repr__(self) -> str:
         heads = f", heads={list(self.heads)}" if self.heads else ""
         return f"Intervention({self.op} at {self.site}{heads}, positions={self.positions})"
+
+
+def values_of(intervention: Any) -> list[Intervention] | None:
+    """The :class:`Intervention` values behind ``intervention`` (itself, ``[]`` for ``None``,
+    an ``Applied`` context's ``.values``), or ``None`` for a context manager that is not data."""
+    if intervention is None:
+        return []
+    if isinstance(intervention, Intervention):
+        return [intervention]
+    values = getattr(intervention, "values", None)
+    if isinstance(values, tuple) and all(isinstance(v, Intervention) for v in values):
+        return list(values)
+    return None
+
+
+def prefix_invariant(values: Any) -> bool:
+    """Whether ``values`` write a prompt prefix shared by every row the same way when it is
+    prefilled once on its own (as continuous batching does) as inside each prompt.
+
+    Positions ``all``, ``prompt`` and ``response`` name the same prefix tokens either way
+    (every one, every one, none); ``last`` and indices count from a row's end, which the
+    prefix alone does not have; resampling and patching draw per item, which the shared
+    row is not.
+    """
+    return all(
+        v.positions.kind in ("all", "prompt", "response") and v.op not in ("resample", "patch")
+        for v in values
+    )

@@ -27,7 +27,6 @@ __all__ = [
     "compact",
     "empty_cache",
     "merge",
-    "repeat_prefix",
     "rows_supported",
     "select_rows",
     "take_rows",
@@ -108,18 +107,6 @@ def compact(cache: DynamicCache, mask: torch.Tensor, *, min_waste: float = 0.25)
         layer.keys = layer.keys.index_select(-2, keep)
         layer.values = layer.values.index_select(-2, keep)
     return mask.index_select(1, keep)
-
-
-def repeat_prefix(prefix: DynamicCache, n: int, model: Any) -> DynamicCache:
-    """A fresh cache with ``prefix``'s single row repeated ``n`` times (``prefix`` is kept)."""
-    out = empty_cache(model)
-    for target, source in zip(_layers(out), _layers(prefix), strict=True):
-        if not source.is_initialized:
-            continue
-        target.lazy_initialization(source.keys, source.values)
-        target.keys = source.keys.expand(n, *source.keys.shape[1:]).contiguous()
-        target.values = source.values.expand(n, *source.values.shape[1:]).contiguous()
-    return out
 
 
 def take_rows(cache: DynamicCache, rows: torch.Tensor, model: Any) -> DynamicCache:
