@@ -10,7 +10,9 @@ one before continuous batching) and ``continuous`` (the default since the quiet 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -21,6 +23,7 @@ from benchmarks.timing import alternate, summarize, target
 from interventions import temper
 from workbench.core.items import Item
 from workbench.labels.domains import make_split
+from workbench.model import decoding
 from workbench.model.compile import head_scales
 from workbench.model.decoding import DecodingConfig
 from workbench.model.generation import Generations, eos_ids, generate
@@ -205,12 +208,25 @@ def demo_stage_section(
     }
 
 
+@contextlib.contextmanager
+def full_sort_sampler() -> Iterator[None]:
+    """The sampler before issue 18: top-p sorts every row's whole vocabulary (the same
+    tokens, found among all of them instead of the top candidates first)."""
+    saved = decoding.NUCLEUS_CANDIDATES
+    decoding.NUCLEUS_CANDIDATES = sys.maxsize
+    try:
+        yield
+    finally:
+        decoding.NUCLEUS_CANDIDATES = saved
+
+
 def demo_sweep_section(
     lm: LoadedModel, plan: Plan, *, sync: Callable[[], None], log: Callable[[str], None]
 ) -> dict[str, Any]:
     """The tempering sweep's generations: lambdas x seeds, sampled; one call per condition
-    (``static``, ``continuous``) or every condition in shared batches (``shared``, per-row
-    interventions: what :func:`interventions.temper_sweep` runs)."""
+    (``static``: the loop and sampler before issue 18; ``continuous``) or every condition in
+    shared batches (``shared``, per-row interventions: what :func:`interventions.temper_sweep`
+    runs)."""
     cfg = load_config().tempering
     items = demo_splits()[cfg.split][: cfg.n_items if plan.demo_limit is None else 2]
     layer = lm.layout.layers_with_attention[len(lm.layout.layers_with_attention) // 2]
@@ -219,6 +235,10 @@ def demo_sweep_section(
 
     def sweep(loop: str) -> Callable[[], list[Generations]]:
         def run() -> list[Generations]:
+            with full_sort_sampler() if loop == "static" else contextlib.nullcontext():
+                return calls()
+
+        def calls() -> list[Generations]:
             return [
                 generate(
                     lm,
@@ -240,12 +260,12 @@ def demo_sweep_section(
 
     def shared() -> list[Generations]:  # every lambda x seed in shared batches
         conditions = [head_scales(lm.layout, dict.fromkeys(heads, lam)) for lam in cfg.lambdas]
-        decoding = DecodingConfig(
+        config = DecodingConfig(
             max_new_tokens=cfg.max_new_tokens, do_sample=True, temperature=cfg.temperature,
             top_p=cfg.top_p,
         )  # fmt: skip
         grid = generate_grid(
-            lm, items, conditions, list(cfg.seeds), decoding=decoding, batch_size=plan.demo_batch
+            lm, items, conditions, list(cfg.seeds), decoding=config, batch_size=plan.demo_batch
         )
         return [grid.cell(c, s) for c in range(len(cfg.lambdas)) for s in cfg.seeds]
 

@@ -129,3 +129,38 @@ def run_cli(*args: str) -> tuple[int, str, str]:
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     return code, out.getvalue(), err.getvalue()
+
+
+def prompt_items():
+    """``(mixed, prefixed)``: items of mixed lengths, and items sharing a prompt prefix."""
+    from workbench.core.items import Item
+
+    mixed = [
+        Item("a", "Hello"),
+        Item("b", "A somewhat longer prompt here"),
+        Item("c", "x"),
+        Item("d", "Tell me everything about the sea and its tides"),
+        Item("e", "Why?"),
+        Item("f", "Name three colours, please"),
+        Item("g", "ok then"),
+    ]
+    questions = ["a", "why is the sky blue", "ok", "two plus two", "x y"]
+    prefixed = [
+        Item(f"q{i}", f"Please answer briefly and clearly: {q}") for i, q in enumerate(questions)
+    ]
+    return mixed, prefixed
+
+
+def record_prefix_tokens(monkeypatch) -> list[int]:
+    """Patch the continuous loop to record each run's shared-prefix length (in order)."""
+    import workbench.model.generation as generation_module
+
+    real, prefixes = generation_module.decode_continuous, []
+
+    def recording(*args, **kwargs):
+        decoded = real(*args, **kwargs)
+        prefixes.append(decoded.prefix_tokens)
+        return decoded
+
+    monkeypatch.setattr(generation_module, "decode_continuous", recording)
+    return prefixes

@@ -9,6 +9,7 @@ import contextlib
 import numpy as np
 import pytest
 import torch
+from support import prompt_items, record_prefix_tokens
 
 from workbench.core.errors import WorkbenchError
 from workbench.core.items import Item
@@ -20,15 +21,7 @@ from workbench.model.kvcache_rows import rows_supported
 from workbench.model.scheduler import Scheduler, shared_prefix
 from workbench.model.tokens import encode_prompt
 
-ITEMS = [
-    Item("a", "Hello"),
-    Item("b", "A somewhat longer prompt here"),
-    Item("c", "x"),
-    Item("d", "Tell me everything about the sea and its tides"),
-    Item("e", "Why?"),
-    Item("f", "Name three colours, please"),
-    Item("g", "ok then"),
-]
+ITEMS, PREFIXED = prompt_items()
 SLICEABLE = {"llama": True, "qwen3": True, "gpt2": True, "gemma3": False, "gemma4": False,
              "qwen3_5": False}  # fmt: skip
 
@@ -208,10 +201,6 @@ def test_scheduler_admits_by_length_in_groups():
     assert shared_prefix([[1, 2, 3]]) == 0
 
 
-PREFIXED = [Item(f"q{i}", f"Please answer briefly and clearly: {q}") for i, q in
-            enumerate(["a", "why is the sky blue", "ok", "two plus two", "x y"])]  # fmt: skip
-
-
 @pytest.mark.parametrize("positions", ["last", "prompt", "response", "last:2", [0, -1]])
 @pytest.mark.parametrize("items", [ITEMS, PREFIXED], ids=["mixed", "shared-prefix"])
 def test_position_restricted_interventions_equal_the_static_loop(tiny, positions, items):
@@ -296,19 +285,10 @@ def test_edits_that_write_the_prefix_as_inside_each_prompt_share_it(
 ):
     """Passed edits at all / prompt / response positions see the shared prefix exactly as
     inside each prompt, so it is prefilled once under them; checked against the static loop."""
-    import workbench.model.generation as generation_module
-
     lm = tiny("llama")
     layer = lm.layout.layers_with_attention[0]
     values = head_scales(lm.layout, {(layer, 0): 0.0, (layer, 1): 3.0}, positions)
-    real, prefixes = generation_module.decode_continuous, []
-
-    def recording(*args, **kwargs):
-        decoded = real(*args, **kwargs)
-        prefixes.append(decoded.prefix_tokens)
-        return decoded
-
-    monkeypatch.setattr(generation_module, "decode_continuous", recording)
+    prefixes = record_prefix_tokens(monkeypatch)
     continuous = generate(lm, PREFIXED, max_new_tokens=6, batch_size=2, interventions=values)
     static = generate(lm, PREFIXED, max_new_tokens=6, batch_size=2, loop="static",
                       interventions=values)  # fmt: skip

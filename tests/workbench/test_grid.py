@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support import prompt_items, record_prefix_tokens
 
 from workbench.core.errors import WorkbenchError
-from workbench.core.items import Item
 from workbench.model.bound import bind
 from workbench.model.compile import head_scales
 from workbench.model.decoding import DecodingConfig
@@ -19,13 +19,8 @@ from workbench.model.hooks import Hook, attach
 from workbench.model.intervention import Intervention
 from workbench.model.positions import Frame
 
-ITEMS = [
-    Item("a", "Hello"),
-    Item("b", "A somewhat longer prompt here"),
-    Item("c", "x"),
-    Item("d", "Tell me everything about the sea and its tides"),
-    Item("e", "Why?"),
-]
+ITEMS = prompt_items()[0][:5]
+PREFIXED = prompt_items()[1]
 SAMPLED = DecodingConfig(max_new_tokens=8, do_sample=True, temperature=1.0, top_p=0.95)
 
 
@@ -133,28 +128,15 @@ def test_an_intervention_the_model_does_not_have_is_refused_before_generating(ti
         generate_grid(lm, ITEMS, [[], *bad])
 
 
-PREFIXED = [Item(f"q{i}", f"Please answer briefly and clearly: {q}") for i, q in
-            enumerate(["a", "why is the sky blue", "ok", "two plus two", "x y"])]  # fmt: skip
-
-
 @pytest.mark.parametrize(("positions", "shared"), [("all", True), ("last", False)])
 def test_the_shared_prefix_is_prefilled_once_per_condition_under_its_edits(
     tiny, monkeypatch, positions, shared
 ):
-    import workbench.model.generation as generation_module
-
     lm = tiny("llama")
     layer = lm.layout.layers_with_attention[0]
     factors = [0.0, 3.0]
     conditions = [[], *(head_scales(lm.layout, {(layer, 1): f}, positions) for f in factors)]
-    real, prefixes = generation_module.decode_continuous, []
-
-    def recording(*args, **kwargs):
-        decoded = real(*args, **kwargs)
-        prefixes.append(decoded.prefix_tokens)
-        return decoded
-
-    monkeypatch.setattr(generation_module, "decode_continuous", recording)
+    prefixes = record_prefix_tokens(monkeypatch)
     grid = generate_grid(lm, PREFIXED, conditions, seeds=[1], decoding=SAMPLED, batch_size=4)
     assert (prefixes[0] > 5) == shared
     monkeypatch.undo()

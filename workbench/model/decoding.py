@@ -61,27 +61,51 @@ def item_seed(seed: int, item_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{item_id}".encode()).digest()[:8], "little") >> 1
 
 
+#: Candidates a top-p nucleus is first looked for among (rows whose nucleus is wider
+#: fall back to sorting the whole vocabulary): a full sort of 48 x 49,152 logits took
+#: 162 ms on one CPU thread, 0.65 of a decoding step of SmolLM2-135M at 48 rows.
+NUCLEUS_CANDIDATES = 256
+
+
+def _nucleus(probs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(kept, index)``: per row, the smallest set of most likely tokens whose mass reaches
+    ``top_p``, as probabilities (0 outside the set) over candidate token ids ``index``."""
+    n, vocab = probs.shape
+    k = min(NUCLEUS_CANDIDATES, vocab)
+    p, index = torch.topk(probs, k, dim=-1)  # descending, as a sort's first k
+    wide = (p.cumsum(-1)[:, -1] < top_p).nonzero().flatten()
+    if len(wide):  # their nucleus reaches beyond the candidates: sort their whole vocabulary
+        p = torch.cat([p, p.new_zeros(n, vocab - k)], dim=1)
+        index = torch.cat([index, index.new_zeros(n, vocab - k)], dim=1)
+        p[wide], index[wide] = torch.sort(probs[wide], descending=True, dim=-1)
+    cum = p.cumsum(-1)
+    return torch.where(cum - p > top_p, torch.zeros((), dtype=p.dtype), p), index
+
+
 def choose(
     logits: torch.Tensor, config: DecodingConfig, generators: list[torch.Generator]
 ) -> torch.Tensor:
-    """The next token of every row: argmax, or a draw from each row's own generator."""
+    """The next token of every row: argmax, or a draw from each row's own generator.
+
+    Sampling: temperature, then top-k, then the top-p nucleus (the smallest set of most
+    likely tokens whose probability reaches ``top_p``), renormalised; each row draws from
+    its own generator, so a row's tokens do not depend on the other rows.
+    """
     if not config.do_sample:
         return logits.argmax(-1)
     logits = logits / config.temperature
     if config.top_k:
         kth = torch.topk(logits, min(config.top_k, logits.shape[-1]), dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    if config.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        cum = sorted_logits.softmax(-1).cumsum(-1)
-        drop = (
-            cum - sorted_logits.softmax(-1) > config.top_p
-        )  # keep the smallest set reaching top_p
-        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
     probs = logits.softmax(-1)
-    return torch.stack(
+    if config.top_p < 1.0:
+        probs, index = _nucleus(probs, config.top_p)
+    else:
+        index = None
+    drawn = torch.stack(
         [torch.multinomial(probs[i], 1, generator=g)[0] for i, g in enumerate(generators)]
     )
+    return drawn if index is None else index.gather(-1, drawn[:, None])[:, 0]
 
 
 class _Fused:
