@@ -45,3 +45,27 @@ def test_draws_stay_in_the_nucleus_and_follow_each_rows_generator():
         tokens = draw(list(range(6)))
         assert all(bool(allowed[r, t]) for r, t in enumerate(tokens.tolist()))
     assert draw([0, 1, 2, 3, 4, 5]).tolist()[3:] == draw([3, 4, 5]).tolist()
+
+
+def test_the_token_drawn_does_not_depend_on_how_the_nucleus_was_found(monkeypatch):
+    logits = torch.randn(16, 4000, generator=torch.Generator().manual_seed(2))
+    logits[::2] *= 40  # narrow rows beside wide ones
+    config = DecodingConfig(do_sample=True, temperature=0.8, top_p=0.95)
+
+    def draw():
+        return choose(logits, config, [torch.Generator().manual_seed(r) for r in range(16)])
+
+    found = draw()
+    monkeypatch.setattr(decoding, "NUCLEUS_CANDIDATES", 10**9)  # sort the whole vocabulary
+    assert torch.equal(draw(), found)
+
+
+def test_draws_follow_the_distribution():
+    """A planted distribution: 20,000 draws land in proportion (chi-square bound, fixed seed)."""
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    logits = probs.log().expand(20000, 4)
+    gens = [torch.Generator().manual_seed(i) for i in range(20000)]
+    counts = torch.bincount(choose(logits, DecodingConfig(do_sample=True), gens), minlength=4)
+    expected = probs * 20000
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < 16.3  # p = 0.001 at 3 degrees of freedom

@@ -88,8 +88,9 @@ def choose(
     """The next token of every row: argmax, or a draw from each row's own generator.
 
     Sampling: temperature, then top-k, then the top-p nucleus (the smallest set of most
-    likely tokens whose probability reaches ``top_p``), renormalised; each row draws from
-    its own generator, so a row's tokens do not depend on the other rows.
+    likely tokens whose probability reaches ``top_p``), renormalised; each row draws one
+    uniform number from its own generator (inverse CDF over the vocabulary), so a row's
+    tokens do not depend on the other rows.
     """
     if not config.do_sample:
         return logits.argmax(-1)
@@ -99,13 +100,14 @@ def choose(
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = logits.softmax(-1)
     if config.top_p < 1.0:
-        probs, index = _nucleus(probs, config.top_p)
-    else:
-        index = None
-    drawn = torch.stack(
-        [torch.multinomial(probs[i], 1, generator=g)[0] for i, g in enumerate(generators)]
-    )
-    return drawn if index is None else index.gather(-1, drawn[:, None])[:, 0]
+        kept, index = _nucleus(probs, config.top_p)
+        probs = torch.zeros_like(probs).scatter(-1, index, kept)
+    # inverse CDF in vocabulary order: one uniform per row from the row's generator, so the
+    # token drawn depends on the kept probabilities only, not on how the nucleus was found
+    u = torch.stack([torch.rand((), generator=g, device=g.device) for g in generators])
+    cdf = probs.cumsum(-1)
+    point = (u.to(cdf.device, cdf.dtype) * cdf[:, -1])[:, None]
+    return torch.searchsorted(cdf, point, right=True)[:, 0].clamp(max=probs.shape[-1] - 1)
 
 
 class _Fused:
