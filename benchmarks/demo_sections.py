@@ -291,7 +291,7 @@ def demo_sweep_section(
         "heads": [list(h) for h in heads],
         "lambdas": list(cfg.lambdas),
         "seeds": list(cfg.seeds),
-        "tokens_equal_static_vs_continuous": differing(first["static"], first["continuous"]) == 0,
+        "responses_differing_static_vs_continuous": differing(first["static"], first["continuous"]),
         # sampled: a float difference between batch layouts can flip a draw; counted, not hidden
         "responses_differing_shared_vs_static": differing(first["static"], first["shared"]),
         "responses": len(live),
