@@ -10,6 +10,7 @@ its sampling are timed by wrapping them (one torch thread). Prints one JSON line
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -30,7 +31,8 @@ from workbench.model.loading import load_model  # noqa: E402
 from workbench.study.config import load_config  # noqa: E402
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
     torch.set_num_threads(1)
     cfg = load_config().tempering
     items = demo_splits()[cfg.split][: cfg.n_items]

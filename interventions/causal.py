@@ -154,17 +154,11 @@ class _Run:
     timings: dict[str, float] = field(default_factory=dict)
     scorers: Mapping[str, Scorer] = field(default_factory=dict)
 
-    def measure(self, values: Sequence[Value], regenerate: bool = True) -> dict[str, float]:
-        """Mean target and side effects with ``values`` applied (over items and seeds).
-
-        ``regenerate=False`` reads only the (cheap) target: no side effects.
-        """
-        return self.measure_all([(values, regenerate)])[0]
-
     def measure_all(
         self, conditions: Sequence[tuple[Sequence[Value], bool]]
     ) -> list[dict[str, float]]:
-        """:meth:`measure` of every ``(values, regenerate)``: the cheap target is read under
+        """Mean target and side effects (over items and seeds) under each ``(values,
+        regenerate)``; ``regenerate=False`` reads only the cheap target. The target is read under
         each in turn, and every regeneration (conditions x seeds) is generated at once, the
         conditions sharing batches (:func:`~workbench.model.grid.generate_grid`)."""
         out: list[dict[str, list[float]]] = [{} for _ in conditions]

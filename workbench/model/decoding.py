@@ -63,7 +63,7 @@ def item_seed(seed: int, item_id: str) -> int:
 
 #: Candidates a top-p nucleus is first looked for among (rows whose nucleus is wider
 #: fall back to sorting the whole vocabulary): a full sort of 48 x 49,152 logits took
-#: 162 ms on one CPU thread, 0.65 of a decoding step of SmolLM2-135M at 48 rows.
+#: 162 ms on one CPU thread, more than half a decoding step of SmolLM2-135M at 48 rows.
 NUCLEUS_CANDIDATES = 256
 
 
